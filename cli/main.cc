@@ -1,0 +1,99 @@
+// vmemcheck: the command-line front end. Exceptions stop here; everything below returns values.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <map>
+#include <string>
+
+#include "cli/smoke.h"
+#include "reference/mem/fault.h"
+
+namespace {
+
+// Sizes as QEMU writes them: 4096, 0x1000, 2M, 4G, 1T.
+uint64_t parse_size(const std::string& s) {
+  std::size_t pos = 0;
+  const uint64_t v = std::stoull(s, &pos, 0);
+  const std::string unit = s.substr(pos);
+  static const std::map<std::string, unsigned> shifts = {
+      {"", 0}, {"K", 10}, {"k", 10}, {"M", 20}, {"G", 30}, {"T", 40},
+      {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}};
+  auto it = shifts.find(unit);
+  if (it == shifts.end()) throw CLI::ValidationError("size", "unknown unit in '" + s + "'");
+  return v << it->second;
+}
+
+struct DeviceFlags {
+  std::string addr = "4G", region = "4G", block = "2M", requested = "128M", extent = "256M";
+  std::string profile = "spec", backing = "anonymous", fault;
+  uint16_t node = 0;
+  bool acpi_pxm = false;
+
+  void add_to(CLI::App& app) {
+    app.add_option("--profile", profile, "spec | qemu | qemu-7.2")->capture_default_str();
+    app.add_option("--addr", addr, "guest-physical address of the region")->capture_default_str();
+    app.add_option("--region-size", region, "size of the device region")->capture_default_str();
+    app.add_option("--block-size", block, "block size (power of two)")->capture_default_str();
+    app.add_option("--requested-size", requested, "initial requested size")->capture_default_str();
+    app.add_option("--usable-extent", extent, "usable region extent past requested")->capture_default_str();
+    app.add_option("--node", node, "node id")->capture_default_str();
+    app.add_flag("--acpi-pxm", acpi_pxm, "offer VIRTIO_MEM_F_ACPI_PXM");
+    app.add_option("--backing", backing, "anonymous | shared | null")->capture_default_str();
+    app.add_option("--fault", fault, "a named fault (mutants build only; see `vmemcheck faults`)");
+  }
+
+  vmem::DeviceOptions options() const {
+    vmem::DeviceOptions o;
+    o.addr = parse_size(addr);
+    o.region_size = parse_size(region);
+    o.block_size = parse_size(block);
+    o.requested_size = parse_size(requested);
+    o.usable_extent = parse_size(extent);
+    o.node_id = node;
+    o.acpi_pxm = acpi_pxm;
+    o.fault = fault;
+    auto p = vmem::profile_from_name(profile);
+    if (!p) throw CLI::ValidationError("--profile", "unknown profile '" + profile + "'");
+    o.profile = *p;
+    return o;
+  }
+
+  vmem::BackingKind backing_kind() const {
+    if (backing == "anonymous") return vmem::BackingKind::Anonymous;
+    if (backing == "shared") return vmem::BackingKind::Shared;
+    if (backing == "null") return vmem::BackingKind::Null;
+    throw CLI::ValidationError("--backing", "unknown backing '" + backing + "'");
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vmemcheck: conformance, fuzzing and proofs for virtio-mem devices"};
+  app.require_subcommand(0, 1);
+
+  DeviceFlags smoke_flags;
+  CLI::App* smoke = app.add_subcommand("smoke", "a short scripted run of the reference device");
+  smoke_flags.add_to(*smoke);
+
+  CLI::App* faults = app.add_subcommand("faults", "list the named faults of the mutants build");
+
+  try {
+    app.parse(argc, argv);
+    if (faults->parsed()) {
+      for (const auto& f : vmem::fault_catalog()) {
+        fmt::print("{:<36} {:<24} {}\n", f.name, f.expected_by, f.bug_class);
+      }
+      return 0;
+    }
+    // With no subcommand, run the main job. The conformance suite is not built yet, so the main
+    // job is the smoke run (README).
+    return vmem::cli::run_smoke(smoke_flags.options(), smoke_flags.backing_kind());
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "vmemcheck: {}\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,29 @@
+# Warning and sanitizer flags shared by every target of the project (not by imported ones).
+
+add_library(vmem_flags INTERFACE)
+target_compile_options(vmem_flags INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion
+  -Wimplicit-fallthrough -Wswitch-enum -Wnon-virtual-dtor)
+
+if(VMEM_SANITIZER STREQUAL "asan")
+  set(_san -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+elseif(VMEM_SANITIZER STREQUAL "tsan")
+  set(_san -fsanitize=thread)
+elseif(VMEM_SANITIZER STREQUAL "fuzz")
+  # Everything gets ASan+UBSan and coverage edges; fuzz targets add -fsanitize=fuzzer themselves.
+  set(_san -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all
+           -fno-omit-frame-pointer)
+elseif(VMEM_SANITIZER STREQUAL "afl")
+  set(_san)
+else()
+  set(_san)
+endif()
+if(_san)
+  add_compile_options(${_san})
+  add_link_options(${_san})
+endif()
+
+if(VMEM_COVERAGE)
+  add_compile_options(-fprofile-instr-generate -fcoverage-mapping)
+  add_link_options(-fprofile-instr-generate -fcoverage-mapping)
+endif()

@@ -1,0 +1,53 @@
+// Little-endian byte streams for the migration format. The reader never reads past the end: a
+// truncated stream is an error that names the field it was reading.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "reference/base/endian.h"
+#include "reference/base/result.h"
+
+VMEM_NAMESPACE_BEGIN
+
+class ByteWriter {
+ public:
+  template <class T>
+  void put(T v) {
+    uint8_t b[sizeof(T)];
+    store_le(b, v);
+    out_.insert(out_.end(), b, b + sizeof(T));
+  }
+  void put_bytes(std::span<const uint8_t> b) { out_.insert(out_.end(), b.begin(), b.end()); }
+  std::vector<uint8_t> take() { return std::move(out_); }
+
+ private:
+  std::vector<uint8_t> out_;
+};
+
+class ByteReader {
+ public:
+  explicit ByteReader(std::span<const uint8_t> in) : in_(in) {}
+
+  template <class T>
+  Result<T> get(std::string_view field) {
+    if (in_.size() - pos_ < sizeof(T)) {
+      return unexpected(Error{fmt::format("stream truncated at byte {} in field '{}'", pos_, field)});
+    }
+    const T v = load_le<T>(in_.data() + pos_);
+    pos_ += sizeof(T);
+    return v;
+  }
+  std::size_t remaining() const { return in_.size() - pos_; }
+  std::size_t position() const { return pos_; }
+
+ private:
+  std::span<const uint8_t> in_;
+  std::size_t pos_ = 0;
+};
+
+VMEM_NAMESPACE_END

@@ -1,0 +1,95 @@
+#include "reference/mem/block_bitmap.h"
+
+#include <fmt/format.h>
+
+#include "reference/mem/rules.h"
+
+VMEM_NAMESPACE_BEGIN
+
+namespace {
+
+struct Window {
+  rules::WordWindow w;
+  uint64_t first;
+  uint64_t end;
+};
+
+Window window_of(uint64_t first, uint64_t n) {
+  return Window{rules::word_window(first, first + n), first, first + n};
+}
+
+}  // namespace
+
+BlockBitmap::BlockBitmap(uint64_t nb_blocks)
+    : nb_blocks_(nb_blocks), words_((nb_blocks + 63) / 64, 0) {}
+
+Result<BlockBitmap> BlockBitmap::from_words(uint64_t nb_blocks, std::vector<uint64_t> words) {
+  const uint64_t want = (nb_blocks + 63) / 64;
+  if (words.size() != want) {
+    return unexpected(Error{fmt::format("bitmap has {} words, {} blocks need {}", words.size(),
+                                        nb_blocks, want)});
+  }
+  if (nb_blocks % 64 != 0 && (words.back() >> (nb_blocks % 64)) != 0) {
+    return unexpected(Error{fmt::format("bitmap marks blocks past the last block {} plugged",
+                                        nb_blocks - 1)});
+  }
+  BlockBitmap b;
+  b.nb_blocks_ = nb_blocks;
+  b.words_ = std::move(words);
+  for (uint64_t w : b.words_) b.count_ += static_cast<uint64_t>(std::popcount(w));
+  return b;
+}
+
+bool BlockBitmap::is_range_plugged(uint64_t first, uint64_t n) const {
+  const Window w = window_of(first, n);
+  return rules::range_is(U64{}, std::span<const uint64_t>(words_).subspan(w.w.first_word, w.w.count),
+                         w.w.first_word, w.first, w.end, true);
+}
+
+bool BlockBitmap::is_range_unplugged(uint64_t first, uint64_t n) const {
+  const Window w = window_of(first, n);
+  return rules::range_is(U64{}, std::span<const uint64_t>(words_).subspan(w.w.first_word, w.w.count),
+                         w.w.first_word, w.first, w.end, false);
+}
+
+uint64_t BlockBitmap::count_plugged(uint64_t first, uint64_t n) const {
+  const Window w = window_of(first, n);
+  return rules::count_plugged(
+      U64{}, std::span<const uint64_t>(words_).subspan(w.w.first_word, w.w.count), w.w.first_word,
+      w.first, w.end);
+}
+
+void BlockBitmap::set_range(uint64_t first, uint64_t n, bool plugged) {
+  const Window w = window_of(first, n);
+  std::span<uint64_t> window = std::span<uint64_t>(words_).subspan(w.w.first_word, w.w.count);
+  uint64_t before = 0;
+  for (uint64_t v : window) before += static_cast<uint64_t>(std::popcount(v));
+  rules::set_range(U64{}, window, w.w.first_word, w.first, w.end, plugged);
+  uint64_t after = 0;
+  for (uint64_t v : window) after += static_cast<uint64_t>(std::popcount(v));
+  count_ = count_ - before + after;
+}
+
+void BlockBitmap::set_range_plugged(uint64_t first, uint64_t n) { set_range(first, n, true); }
+void BlockBitmap::set_range_unplugged(uint64_t first, uint64_t n) { set_range(first, n, false); }
+
+void BlockBitmap::clear_all() {
+  if (count_ == 0) return;
+  for_each_run(true, 0, nb_blocks_, [&](uint64_t first, uint64_t n) {
+    set_range(first, n, false);
+    return true;
+  });
+}
+
+uint64_t BlockBitmap::find_next(bool plugged, uint64_t from, uint64_t end) const {
+  while (from < end) {
+    uint64_t w = words_[from / 64];
+    if (!plugged) w = ~w;
+    w &= ~uint64_t{0} << (from % 64);
+    if (w != 0) return std::min(end, (from / 64) * 64 + static_cast<uint64_t>(std::countr_zero(w)));
+    from = (from / 64 + 1) * 64;
+  }
+  return end;
+}
+
+VMEM_NAMESPACE_END

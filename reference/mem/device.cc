@@ -1,0 +1,334 @@
+#include "reference/mem/device.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "reference/mem/rules.h"
+
+VMEM_NAMESPACE_BEGIN
+
+namespace {
+
+constexpr uint16_t kGuestRequestQueue = 0;
+
+ConfigNotifyPolicy policy_of(Profile p) {
+  return p == Profile::Spec ? ConfigNotifyPolicy::Spec : ConfigNotifyPolicy::Qemu;
+}
+
+bool resolve(Tristate t, bool automatic) { return t == Tristate::Auto ? automatic : t == Tristate::On; }
+
+}  // namespace
+
+Result<std::unique_ptr<VirtioMemDevice>> VirtioMemDevice::create(const DeviceOptions& options,
+                                                                 GuestMemory& mem,
+                                                                 Backing& region) {
+  VMEM_TRY(validate(options));
+  if (region.size() != options.region_size) {
+    return unexpected(Error{fmt::format("backing is {:#x} bytes, the region needs {:#x}",
+                                        region.size(), options.region_size)});
+  }
+  // QEMU 7.2 resolves unplugged-inaccessible=auto to off when the backend has a shared zero page
+  // (private anonymous memory), and to on otherwise; later machine types default to on.
+  const bool ui = resolve(options.unplugged_inaccessible,
+                          options.profile != Profile::Qemu72 ||
+                              region.kind() != BackingKind::Anonymous);
+  const bool ps = resolve(options.persistent_suspend, options.profile != Profile::Qemu72);
+  return std::unique_ptr<VirtioMemDevice>(new VirtioMemDevice(
+      options, *fault_from_name(options.fault), ui, ps, mem, region));
+}
+
+VirtioMemDevice::VirtioMemDevice(const DeviceOptions& options, Fault fault,
+                                 bool unplugged_inaccessible, bool persistent_suspend,
+                                 GuestMemory& mem, Backing& region)
+    : VirtioDevice(VIRTIO_ID_MEM, mem, 1, options.queue_size, policy_of(options.profile)),
+      options_(options),
+      fault_(fault),
+      region_(region),
+      bitmap_(options.region_size / options.block_size),
+      requested_size_(options.requested_size) {
+  offered_features_ = feature_bit(VIRTIO_F_VERSION_1);
+  if (options.indirect_desc) offered_features_ |= feature_bit(VIRTIO_F_INDIRECT_DESC);
+  if (options.event_idx) offered_features_ |= feature_bit(VIRTIO_F_EVENT_IDX);
+  if (options.acpi_pxm) offered_features_ |= feature_bit(VIRTIO_MEM_F_ACPI_PXM);
+  if (unplugged_inaccessible) offered_features_ |= feature_bit(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
+  if (persistent_suspend) offered_features_ |= feature_bit(VIRTIO_MEM_F_PERSISTENT_SUSPEND);
+  region_.advise_block_size(options.block_size);
+  // On first power-on every block is unplugged, and the host memory is given back.
+  (void)region_.discard(0, region_.size());
+  resize_usable_region(true);
+  sync_config();
+}
+
+bool VirtioMemDevice::accept_features(uint64_t features) const {
+  // DEV-12: a device that offers UNPLUGGED_INACCESSIBLE may refuse to work without it; QEMU
+  // fails FEATURES_OK, and so do we.
+  const uint64_t ui = feature_bit(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
+  return !(offered_features_ & ui) || (features & ui);
+}
+
+WireConfig VirtioMemDevice::config() const {
+  WireConfig c;
+  c.block_size = options_.block_size;
+  c.node_id = options_.node_id;
+  c.addr = options_.addr;
+  c.region_size = options_.region_size;
+  c.usable_region_size = usable_region_size_;
+  c.plugged_size = plugged_size_;
+  c.requested_size = requested_size_;
+  return c;
+}
+
+void VirtioMemDevice::sync_config() { config_bytes_ = encode_config(config()); }
+
+void VirtioMemDevice::on_config_write(uint64_t, unsigned, uint64_t) {
+  // DRV-1: the configuration is read-only for the driver; writes are dropped.
+}
+
+// ---------------------------------------------------------------------------------------------
+// The guest-request queue.
+
+void VirtioMemDevice::handle_queue(uint16_t index) {
+  if (index != kGuestRequestQueue) return;
+  SplitQueue& q = queue(index);
+  GuestMemory& mem = memory();
+  bool added = false;
+
+  while (!broken()) {
+    auto popped = q.pop(mem, chain_);
+    if (!popped.has_value()) {
+      ++counters_.protocol_violations;
+      needs_reset(fmt::format("virtio-mem: {}", to_string(popped.error())));
+      break;
+    }
+    if (!*popped) break;
+
+    // D8: a request is the chain's readable bytes, a response its writable bytes, however the
+    // driver split them.
+    std::array<uint8_t, kRequestSize> raw{};
+    if (chain_.readable_bytes() < kRequestSize || !chain_.read(mem, raw)) {
+      q.detach(chain_);
+      ++counters_.protocol_violations;
+      needs_reset("virtio-mem protocol violation: invalid request size");
+      break;
+    }
+    if (chain_.writable_bytes() < kResponseSize) {
+      q.detach(chain_);
+      ++counters_.protocol_violations;
+      needs_reset("virtio-mem protocol violation: not enough space for response");
+      break;
+    }
+    const WireRequest req = decode_request(raw);
+    if (req.type > VIRTIO_MEM_REQ_STATE) {
+      q.detach(chain_);
+      ++counters_.protocol_violations;
+      needs_reset(fmt::format("virtio-mem protocol violation: unknown request type: {}", req.type));
+      break;
+    }
+
+    const Response r = process(req);
+    if (faulty(fault_, Fault::StateChainNotReturned) && req.type == VIRTIO_MEM_REQ_STATE) continue;
+    WireResponse wire;
+    wire.type = static_cast<uint16_t>(r.type);
+    wire.state = static_cast<uint16_t>(r.state);
+    if (!chain_.write(mem, encode_response(wire))) {
+      q.detach(chain_);
+      needs_reset("virtio-mem: response buffer not writable");
+      break;
+    }
+    // QEMU reports the response size as the used length whatever the request type.
+    if (!q.add_used(mem, chain_.head(), kResponseSize).has_value()) {
+      needs_reset("virtio-mem: used ring not writable");
+      break;
+    }
+    added = true;
+  }
+  if (added) used_buffers_added(index);
+  q.publish_avail_event(mem);
+}
+
+Response VirtioMemDevice::process(const WireRequest& req) {
+  // DEV-24/25, 31/32, 38/39, 44/45: only the type and the payload fields count; padding is never
+  // read.
+  Response r;
+  switch (req.type) {
+    case VIRTIO_MEM_REQ_PLUG: r = plug(req.addr, req.nb_blocks); break;
+    case VIRTIO_MEM_REQ_UNPLUG: r = unplug(req.addr, req.nb_blocks); break;
+    case VIRTIO_MEM_REQ_UNPLUG_ALL: r = unplug_all(); break;
+    case VIRTIO_MEM_REQ_STATE: r = state(req.addr, req.nb_blocks); break;
+    default:
+      ++counters_.protocol_violations;
+      return Response{RespType::Error, BlockState::Unplugged};
+  }
+  ++counters_.by_type_and_response[req.type][static_cast<uint16_t>(r.type)];
+  return r;
+}
+
+bool VirtioMemDevice::valid_range(uint64_t gpa, uint16_t nb_blocks) const {
+  return rules::valid_range(U64{}, options_.addr, usable_region_size_, options_.block_size, gpa,
+                            uint64_t{nb_blocks}, fault_);
+}
+
+Response VirtioMemDevice::plug(uint64_t gpa, uint16_t nb_blocks) {
+  const bool valid = valid_range(gpa, nb_blocks);
+  const uint64_t size = uint64_t{nb_blocks} * options_.block_size;
+  // Block states are only looked at for a valid range: an invalid one may lie outside the bitmap.
+  const bool wrong_state = valid && !bitmap_.is_range_unplugged(block_of(gpa), nb_blocks);
+  const bool over_quota = rules::exceeds_requested(U64{}, plugged_size_, size, requested_size_);
+  const auto verdict = static_cast<RespType>(rules::plug_verdict(
+      U64{}, options_.profile, valid, over_quota, wrong_state, busy_, fault_));
+  if (verdict != RespType::Ack) return {verdict};
+
+  const uint64_t offset = gpa - options_.addr;
+  const uint64_t in_region = blocks_in_region(gpa, nb_blocks) * options_.block_size;
+  if (hooks_ != nullptr && !hooks_->populate(offset, in_region).has_value()) {
+    // The hook rolled back its own work; give back whatever memory was populated meanwhile.
+    ++counters_.populate_refusals;
+    (void)region_.discard(offset, in_region);
+    return {RespType::Busy};
+  }
+  if (const uint64_t n = blocks_in_region(gpa, nb_blocks)) bitmap_.set_range_plugged(block_of(gpa), n);
+  plugged_size_ += size;  // DEV-30
+  sync_config();
+  config_changed(false);  // DEV-10: plugged_size alone is not notified
+  return {RespType::Ack};
+}
+
+Response VirtioMemDevice::unplug(uint64_t gpa, uint16_t nb_blocks) {
+  const bool valid = valid_range(gpa, nb_blocks);
+  bool wrong_state = valid && !bitmap_.is_range_plugged(block_of(gpa), nb_blocks);
+  if (faulty(fault_, Fault::UnplugStateCheckSkipped)) wrong_state = false;
+  const auto verdict = static_cast<RespType>(rules::unplug_verdict(U64{}, valid, wrong_state, busy_));
+  if (verdict != RespType::Ack) return {verdict};
+
+  const uint64_t offset = gpa - options_.addr;
+  const uint64_t size = blocks_in_region(gpa, nb_blocks) * options_.block_size;
+  // Memory is discarded first and listeners are told after (QEMU's order); a failed discard
+  // changes nothing and answers BUSY.
+  if (!region_.discard(offset, size).has_value()) {
+    ++counters_.discard_failures;
+    return {RespType::Busy};
+  }
+  if (hooks_ != nullptr) hooks_->discard(offset, size);
+  if (const uint64_t n = blocks_in_region(gpa, nb_blocks)) bitmap_.set_range_unplugged(block_of(gpa), n);
+  if (!faulty(fault_, Fault::UnplugPluggedSizeStale)) {
+    plugged_size_ -= uint64_t{nb_blocks} * options_.block_size;  // DEV-37
+  }
+  sync_config();
+  config_changed(false);
+  return {RespType::Ack};
+}
+
+Response VirtioMemDevice::unplug_all() {
+  const auto verdict = static_cast<RespType>(
+      rules::unplug_all_verdict(U64{}, options_.profile, busy_, plugged_size_));
+  if (verdict != RespType::Ack) return {verdict};  // DEV-40
+  if (!unplug_everything()) return {RespType::Busy};
+  return {RespType::Ack};  // DEV-41, DEV-42
+}
+
+bool VirtioMemDevice::unplug_everything() {
+  const uint64_t usable_before = usable_region_size_;
+  const uint64_t plugged_before = plugged_size_;
+  if (options_.profile == Profile::Qemu72) {
+    // QEMU 7.2 busy-checks and discards the whole backend even with nothing plugged.
+    if (busy_) return false;
+    if (!region_.discard(0, region_.size()).has_value()) {
+      ++counters_.discard_failures;
+      return false;
+    }
+  } else if (bitmap_.count() != 0) {
+    if (busy_) return false;
+    const bool discarded = bitmap_.for_each_run(true, 0, bitmap_.size(), [&](uint64_t first, uint64_t n) {
+      return region_.discard(first * options_.block_size, n * options_.block_size).has_value();
+    });
+    if (!discarded) {
+      ++counters_.discard_failures;
+      return false;
+    }
+  }
+  if (hooks_ != nullptr && bitmap_.count() != 0) {
+    bitmap_.for_each_run(true, 0, bitmap_.size(), [&](uint64_t first, uint64_t n) {
+      hooks_->discard(first * options_.block_size, n * options_.block_size);
+      return true;
+    });
+  }
+  bitmap_.clear_all();
+  plugged_size_ = 0;
+  // DEV-43: the usable region may shrink here, without a notification.
+  resize_usable_region(true);
+  sync_config();
+  if (usable_region_size_ != usable_before || plugged_size_ != plugged_before) config_changed(false);
+  return true;
+}
+
+Response VirtioMemDevice::state(uint64_t gpa, uint16_t nb_blocks) const {
+  const bool valid = valid_range(gpa, nb_blocks);
+  const auto verdict = static_cast<RespType>(rules::state_verdict(U64{}, valid));
+  if (verdict != RespType::Ack) return {verdict};  // DEV-46
+  const uint64_t first = block_of(gpa);
+  const uint64_t n = blocks_in_region(gpa, nb_blocks);
+  if (n == 0) return {RespType::Ack, BlockState::Unplugged};
+  const auto s = static_cast<BlockState>(rules::state_of(
+      U64{}, bitmap_.is_range_plugged(first, n), bitmap_.is_range_unplugged(first, n)));
+  return {RespType::Ack, s};  // DEV-47, DEV-48
+}
+
+uint64_t VirtioMemDevice::blocks_in_region(uint64_t gpa, uint64_t nb_blocks) const {
+  // Always nb_blocks for a range valid_range() accepted, except in the mutants build, where a
+  // faulty range check may accept one that leaves the region: the bitmap and the backing must
+  // still never be touched outside it, while the faulty verdict stays visible.
+  const uint64_t first = block_of(gpa);
+  if (first >= bitmap_.size()) return 0;
+  return std::min(nb_blocks, bitmap_.size() - first);
+}
+
+void VirtioMemDevice::resize_usable_region(bool can_shrink) {
+  usable_region_size_ = rules::resized_usable_region(
+      U64{}, options_.region_size, options_.block_size, options_.usable_extent, requested_size_,
+      usable_region_size_, can_shrink, fault_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The host side.
+
+Status VirtioMemDevice::set_requested_size(uint64_t size) {
+  if (size % options_.block_size != 0) {
+    return unexpected(Error{fmt::format(
+        "'requested-size' has to be multiples of 'block-size' ({:#x})", options_.block_size)});
+  }
+  if (size > options_.region_size) {
+    return unexpected(Error{fmt::format(
+        "'requested-size' cannot exceed the memory backend size({:#x})", options_.region_size)});
+  }
+  const bool changed = size != requested_size_;
+  requested_size_ = size;
+  if (changed) resize_usable_region(false);  // DEV-8: grow only
+  sync_config();
+  // DEV-9. QEMU notifies on every successful set, even an unchanged one (DEV-11 allows it).
+  const bool notify = changed || options_.profile != Profile::Spec;
+  if (notify && !faulty(fault_, Fault::ResizeWithoutNotification)) config_changed(true);
+  return ok();
+}
+
+void VirtioMemDevice::on_reset() {
+  // DEV-13, DEV-14: a device reset leaves every block, and its contents, as they were.
+  if (faulty(fault_, Fault::DeviceResetUnplugs)) {
+    busy_ = false;
+    (void)unplug_everything();
+  }
+}
+
+void VirtioMemDevice::system_reset() {
+  reset();
+  // DEV-22; skipped while busy, as QEMU does: the driver then sends UNPLUG_ALL itself (DRV-5).
+  if (!faulty(fault_, Fault::SystemResetKeepsBlocks)) (void)unplug_everything();
+}
+
+void VirtioMemDevice::wakeup_reset() {
+  reset();
+  // DEV-23. QEMU before 9.2 ran its unplug-all hook on every reset, wake-up included.
+  if (options_.profile == Profile::Qemu72) (void)unplug_everything();
+}
+
+VMEM_NAMESPACE_END

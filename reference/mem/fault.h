@@ -1,0 +1,48 @@
+// Named faults for the mutants build (decisions D6).
+//
+// A fault is a small, deliberate change of behaviour that mirrors a real bug class. It is chosen
+// by name through DeviceOptions::fault and exists only in vmem_reference_mutants: in the normal
+// build every `faulty(...)` test is the constant false and the faulty paths compile away.
+// Each entry names the requirement or invariant that the catalog expects to catch it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "reference/base/abi.h"
+
+VMEM_NAMESPACE_BEGIN
+
+enum class Fault : uint8_t {
+  None,
+  RangeEndOffByOne,
+  RangeNoWrapCheck,
+  NackBeforeRangeCheck,
+  UnplugStateCheckSkipped,
+  UnplugPluggedSizeStale,
+  UnplugAllUsableBelowRequested,
+  DeviceResetUnplugs,
+  SystemResetKeepsBlocks,
+  ResizeWithoutNotification,
+  MigrationTrustsPluggedSize,
+  StateChainNotReturned,
+};
+
+struct FaultInfo {
+  Fault fault;
+  std::string_view name;         // what DeviceOptions::fault and the CLI take
+  std::string_view bug_class;    // one line: what real bug this mirrors
+  std::string_view expected_by;  // the requirement or invariant expected to catch it
+};
+
+// Every fault but None, in declaration order.
+std::span<const FaultInfo> fault_catalog();
+std::optional<Fault> fault_from_name(std::string_view name);
+std::string_view fault_name(Fault f);
+
+// True when `f` is the active fault. Constant false in the normal build.
+constexpr bool faulty(Fault active, Fault f) { return kMutantsBuild && active == f; }
+
+VMEM_NAMESPACE_END

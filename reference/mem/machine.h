@@ -1,0 +1,26 @@
+// A minimal machine around the reference device: guest RAM at 0 for rings and buffers, and the
+// device region at its configured address. Tests, the trace replayer, benchmarks and the CLI
+// all build the device this way, so they agree on the layout.
+#pragma once
+
+#include <memory>
+
+#include "reference/mem/device.h"
+#include "reference/memory/guest_memory.h"
+
+VMEM_NAMESPACE_BEGIN
+
+struct Machine {
+  static constexpr uint64_t kRamBase = 0;
+  static constexpr uint64_t kRamSize = 64ULL << 20;
+
+  static Result<std::unique_ptr<Machine>> create(const DeviceOptions& options,
+                                                 BackingKind device_backing = BackingKind::Anonymous);
+
+  GuestMemory mem;
+  MemoryRegion* ram = nullptr;
+  MemoryRegion* device_region = nullptr;
+  std::unique_ptr<VirtioMemDevice> device;
+};
+
+VMEM_NAMESPACE_END

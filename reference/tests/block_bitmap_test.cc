@@ -1,0 +1,67 @@
+#include "reference/mem/block_bitmap.h"
+
+#include <gtest/gtest.h>
+
+namespace vmem {
+namespace {
+
+TEST(BlockBitmapTest, StartsUnplugged) {
+  BlockBitmap b(1000);
+  EXPECT_EQ(b.count(), 0u);
+  EXPECT_TRUE(b.is_range_unplugged(0, 1000));
+  EXPECT_FALSE(b.is_range_plugged(0, 1));
+}
+
+TEST(BlockBitmapTest, RangesAcrossWordBoundariesKeepTheCount) {
+  BlockBitmap b(300);
+  b.set_range_plugged(60, 10);  // words 0 and 1
+  EXPECT_EQ(b.count(), 10u);
+  EXPECT_TRUE(b.is_range_plugged(60, 10));
+  EXPECT_FALSE(b.is_range_plugged(59, 2));
+  EXPECT_FALSE(b.is_range_unplugged(59, 2));
+  EXPECT_EQ(b.count_plugged(0, 300), 10u);
+  b.set_range_plugged(65, 100);  // overlaps: the count grows only by the new blocks
+  EXPECT_EQ(b.count(), 10u + 95u);
+  b.set_range_unplugged(0, 300);
+  EXPECT_EQ(b.count(), 0u);
+}
+
+TEST(BlockBitmapTest, RunsAreMaximal) {
+  BlockBitmap b(200);
+  b.set_range_plugged(3, 5);
+  b.set_range_plugged(64, 70);
+  b.set_range_plugged(199, 1);
+  std::vector<std::pair<uint64_t, uint64_t>> runs;
+  b.for_each_run(true, 0, 200, [&](uint64_t f, uint64_t n) {
+    runs.emplace_back(f, n);
+    return true;
+  });
+  EXPECT_EQ(runs, (std::vector<std::pair<uint64_t, uint64_t>>{{3, 5}, {64, 70}, {199, 1}}));
+  runs.clear();
+  b.for_each_run(false, 0, 200, [&](uint64_t f, uint64_t n) {
+    runs.emplace_back(f, n);
+    return true;
+  });
+  EXPECT_EQ(runs, (std::vector<std::pair<uint64_t, uint64_t>>{{0, 3}, {8, 56}, {134, 65}}));
+}
+
+TEST(BlockBitmapTest, ClearAllOnLargeSparseBitmap) {
+  BlockBitmap b(1ULL << 28);  // 1 TiB of 4 KiB blocks
+  b.set_range_plugged(12345, 65535);
+  b.set_range_plugged((1ULL << 28) - 1, 1);
+  EXPECT_EQ(b.count(), 65536u);
+  b.clear_all();
+  EXPECT_EQ(b.count(), 0u);
+  EXPECT_EQ(b.find_next(true, 0, b.size()), b.size());
+}
+
+TEST(BlockBitmapTest, FromWordsRejectsWrongLengthAndTailBits) {
+  EXPECT_FALSE(BlockBitmap::from_words(100, {0}).has_value());
+  EXPECT_FALSE(BlockBitmap::from_words(100, {0, 1ULL << 36}).has_value());
+  auto ok = BlockBitmap::from_words(100, {5, 1ULL << 35});
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->count(), 3u);
+}
+
+}  // namespace
+}  // namespace vmem

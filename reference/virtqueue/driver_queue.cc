@@ -1,0 +1,173 @@
+#include "reference/virtqueue/driver_queue.h"
+
+#include <array>
+#include <atomic>
+
+#include "reference/base/endian.h"
+#include "reference/virtqueue/split_queue.h"
+
+VMEM_NAMESPACE_BEGIN
+
+namespace {
+
+constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+template <class T>
+bool put(GuestMemory& mem, uint64_t gpa, T v) {
+  std::array<uint8_t, sizeof(T)> b{};
+  store_le(b.data(), v);
+  return mem.write(gpa, b).has_value();
+}
+
+template <class T>
+std::optional<T> get(const GuestMemory& mem, uint64_t gpa) {
+  std::array<uint8_t, sizeof(T)> b{};
+  if (!mem.read(gpa, b).has_value()) return std::nullopt;
+  return load_le<T>(b.data());
+}
+
+}  // namespace
+
+uint64_t DriverQueue::footprint_for(uint16_t size) {
+  const uint64_t desc = kDescriptorSize * size;
+  const uint64_t avail = align_up(desc + 4 + 2ULL * size + 2, 4);
+  const uint64_t used = align_up(avail + 4 + 8ULL * size + 2, 16);
+  return used + 256ULL * size;
+}
+
+DriverQueue::DriverQueue(GuestMemory& mem, uint64_t base, uint16_t size)
+    : mem_(mem), size_(size), base_(base), writable_of_(size) {
+  desc_ = base;
+  avail_ = desc_ + kDescriptorSize * size;
+  used_ = align_up(avail_ + 4 + 2ULL * size + 2, 4);
+  data_ = align_up(used_ + 4 + 8ULL * size + 2, 16);
+  end_ = data_ + 256ULL * size;
+  reset();
+}
+
+void DriverQueue::reset() {
+  // Start from zeroed rings, as a driver that allocated fresh memory would.
+  std::vector<uint8_t> zero(data_ - base_, 0);
+  (void)mem_.write(base_, zero);
+  avail_idx_ = 0;
+  last_used_ = 0;
+}
+
+bool DriverQueue::write_descriptor(uint64_t table, uint16_t index, const Descriptor& d) {
+  std::array<uint8_t, kDescriptorSize> b{};
+  store_le(&b[0], d.addr);
+  store_le(&b[8], d.len);
+  store_le(&b[12], d.flags);
+  store_le(&b[14], d.next);
+  return mem_.write(table + kDescriptorSize * index, b).has_value();
+}
+
+bool DriverQueue::publish(uint16_t head) {
+  if (!put<uint16_t>(mem_, avail_ + 4 + 2ULL * (avail_idx_ % size_), head)) return false;
+  std::atomic_thread_fence(std::memory_order_release);
+  return set_avail_idx(static_cast<uint16_t>(avail_idx_ + 1));
+}
+
+bool DriverQueue::set_avail_idx(uint16_t idx) {
+  avail_idx_ = idx;
+  return put<uint16_t>(mem_, avail_ + 2, idx);
+}
+
+bool DriverQueue::set_avail_flags(uint16_t flags) { return put<uint16_t>(mem_, avail_, flags); }
+
+bool DriverQueue::set_used_event(uint16_t idx) {
+  return put<uint16_t>(mem_, avail_ + 4 + 2ULL * size_, idx);
+}
+
+std::optional<uint16_t> DriverQueue::build_chain(uint16_t first_slot,
+                                                 std::span<const uint8_t> request,
+                                                 const ChainShape& shape) {
+  const std::size_t pieces = shape.readable.size() + shape.writable.size();
+  if (pieces == 0 || first_slot >= size_) return std::nullopt;
+  uint64_t readable_total = 0;
+  for (uint32_t n : shape.readable) readable_total += n;
+  if (readable_total != request.size()) return std::nullopt;
+
+  // Data for all pieces goes in the data slots from first_slot on; descriptors either in the
+  // ring's table (consecutive slots) or in an indirect table placed in the last data slot.
+  std::vector<Descriptor> descs;
+  uint64_t cursor = data_slot(first_slot);
+  const uint64_t data_end = shape.indirect ? end_ - 256 : end_;
+  std::size_t consumed = 0;
+  std::vector<std::pair<uint64_t, uint32_t>> writable;
+  for (uint32_t n : shape.readable) {
+    if (cursor + n > data_end) return std::nullopt;
+    if (!mem_.write(cursor, request.subspan(consumed, n)).has_value()) return std::nullopt;
+    descs.push_back({cursor, n, 0, 0});
+    consumed += n;
+    cursor = align_up(cursor + n, 8);
+  }
+  for (uint32_t n : shape.writable) {
+    if (cursor + n > data_end) return std::nullopt;
+    std::vector<uint8_t> fill(n, 0xee);  // so a device that writes nothing is noticed
+    (void)mem_.write(cursor, fill);
+    descs.push_back({cursor, n, VIRTQ_DESC_F_WRITE, 0});
+    writable.emplace_back(cursor, n);
+    cursor = align_up(cursor + n, 8);
+  }
+
+  uint16_t head = first_slot;
+  if (shape.indirect) {
+    const uint64_t table = end_ - 256;
+    if (descs.size() * kDescriptorSize > 256) return std::nullopt;
+    for (std::size_t i = 0; i < descs.size(); ++i) {
+      Descriptor d = descs[i];
+      if (i + 1 < descs.size()) {
+        d.flags |= VIRTQ_DESC_F_NEXT;
+        d.next = static_cast<uint16_t>(i + 1);
+      }
+      write_descriptor(table, static_cast<uint16_t>(i), d);
+    }
+    write_descriptor(head, Descriptor{table, static_cast<uint32_t>(descs.size() * kDescriptorSize),
+                                      VIRTQ_DESC_F_INDIRECT, 0});
+  } else {
+    if (first_slot + descs.size() > size_) return std::nullopt;
+    for (std::size_t i = 0; i < descs.size(); ++i) {
+      Descriptor d = descs[i];
+      if (i + 1 < descs.size()) {
+        d.flags |= VIRTQ_DESC_F_NEXT;
+        d.next = static_cast<uint16_t>(first_slot + i + 1);
+      }
+      write_descriptor(static_cast<uint16_t>(first_slot + i), d);
+    }
+  }
+  writable_of_[head] = std::move(writable);
+  return head;
+}
+
+std::vector<uint8_t> DriverQueue::read_response(uint16_t head, uint32_t len) const {
+  std::vector<uint8_t> out;
+  if (head >= size_) return out;
+  for (const auto& [gpa, n] : writable_of_[head]) {
+    if (out.size() >= len) break;
+    const uint32_t take = std::min<uint32_t>(n, len - static_cast<uint32_t>(out.size()));
+    std::vector<uint8_t> piece(take);
+    if (!mem_.read(gpa, piece).has_value()) break;
+    out.insert(out.end(), piece.begin(), piece.end());
+  }
+  return out;
+}
+
+uint16_t DriverQueue::device_used_idx() const { return get<uint16_t>(mem_, used_ + 2).value_or(0); }
+
+uint16_t DriverQueue::avail_event() const {
+  return get<uint16_t>(mem_, used_ + 4 + 8ULL * size_).value_or(0);
+}
+
+std::optional<UsedElement> DriverQueue::pop_used() {
+  if (device_used_idx() == last_used_) return std::nullopt;
+  std::atomic_thread_fence(std::memory_order_acquire);
+  const uint64_t elem = used_ + 4 + 8ULL * (last_used_ % size_);
+  const auto id = get<uint32_t>(mem_, elem);
+  const auto len = get<uint32_t>(mem_, elem + 4);
+  ++last_used_;
+  if (!id || !len) return std::nullopt;
+  return UsedElement{*id, *len};
+}
+
+VMEM_NAMESPACE_END

@@ -1,0 +1,256 @@
+#include "reference/virtqueue/split_queue.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+
+#include "reference/base/endian.h"
+
+VMEM_NAMESPACE_BEGIN
+
+namespace {
+
+// Ring layout (virtio 1.2, 2.7.6 and 2.7.8): avail = flags, idx, ring[size], used_event;
+// used = flags, idx, ring[size] of {id, len}, avail_event.
+constexpr uint64_t kAvailFlags = 0;
+constexpr uint64_t kAvailIdx = 2;
+constexpr uint64_t kAvailRing = 4;
+constexpr uint64_t kUsedIdx = 2;
+constexpr uint64_t kUsedRing = 4;
+constexpr uint64_t kUsedElemSize = 8;
+constexpr uint64_t kMaxChainBytes = 1ULL << 32;
+
+template <class T>
+Result<T, MemoryError> load(const GuestMemory& mem, uint64_t gpa) {
+  std::array<uint8_t, sizeof(T)> b{};
+  if (const uint8_t* p = mem.host_address(gpa, sizeof(T))) return load_le<T>(p);
+  VMEM_TRY(mem.read(gpa, b));
+  return load_le<T>(b.data());
+}
+
+template <class T>
+Result<void, MemoryError> store(GuestMemory& mem, uint64_t gpa, T v) {
+  std::array<uint8_t, sizeof(T)> b{};
+  store_le(b.data(), v);
+  return mem.write(gpa, b);
+}
+
+uint64_t avail_ring_bytes(uint16_t size) { return kAvailRing + 2ULL * size + 2; }
+uint64_t used_ring_bytes(uint16_t size) { return kUsedRing + kUsedElemSize * size + 2; }
+
+}  // namespace
+
+const char* to_string(QueueError e) {
+  switch (e) {
+    case QueueError::NotReady: return "queue not ready";
+    case QueueError::BadQueueSize: return "queue size not a power of two or above the maximum";
+    case QueueError::RingMisaligned: return "ring misaligned";
+    case QueueError::RingOutOfMemory: return "ring outside guest memory";
+    case QueueError::AvailIndexTooFar: return "available index moved more than the queue size";
+    case QueueError::HeadOutOfRange: return "chain head index out of range";
+    case QueueError::NextOutOfRange: return "next descriptor index out of range";
+    case QueueError::ChainTooLong: return "descriptor chain longer than the queue size (loop?)";
+    case QueueError::IndirectNotNegotiated: return "indirect descriptor without VIRTIO_F_INDIRECT_DESC";
+    case QueueError::IndirectBadLength: return "indirect table length 0 or not a multiple of 16";
+    case QueueError::IndirectNested: return "indirect descriptor inside an indirect table";
+    case QueueError::IndirectWithNext: return "descriptor with both INDIRECT and NEXT";
+    case QueueError::ZeroLengthDescriptor: return "zero-length descriptor";
+    case QueueError::BufferOutOfMemory: return "buffer outside guest memory";
+    case QueueError::ReadableAfterWritable: return "device-readable descriptor after a writable one";
+    case QueueError::ChainTooLarge: return "descriptor chain larger than 2^32 bytes";
+    case QueueError::UsedHeadOutOfRange: return "used element head out of range";
+  }
+  return "?";
+}
+
+bool DescriptorChain::read(const GuestMemory& mem, std::span<uint8_t> out) const {
+  uint64_t done = 0;
+  for (const Buffer& b : buffers_) {
+    if (done == out.size()) break;
+    if (b.writable) break;
+    const uint64_t n = std::min<uint64_t>(b.len, out.size() - done);
+    if (!mem.read(b.addr, out.subspan(done, n)).has_value()) return false;
+    done += n;
+  }
+  return done == out.size();
+}
+
+bool DescriptorChain::write(GuestMemory& mem, std::span<const uint8_t> in) const {
+  if (writable_ < in.size()) return false;
+  uint64_t done = 0;
+  for (const Buffer& b : buffers_) {
+    if (done == in.size()) break;
+    if (!b.writable) continue;
+    const uint64_t n = std::min<uint64_t>(b.len, in.size() - done);
+    if (!mem.write(b.addr, in.subspan(done, n)).has_value()) return false;
+    done += n;
+  }
+  return done == in.size();
+}
+
+SplitQueue::SplitQueue(uint16_t max_size) : max_size_(max_size), size_(max_size) {}
+
+Result<void, QueueError> SplitQueue::check_layout(const GuestMemory& mem) const {
+  if (size_ == 0 || size_ > max_size_ || !std::has_single_bit(size_)) {
+    return unexpected(QueueError::BadQueueSize);
+  }
+  if (desc_table_ % 16 != 0 || avail_ring_ % 2 != 0 || used_ring_ % 4 != 0) {
+    return unexpected(QueueError::RingMisaligned);
+  }
+  if (!mem.check_range(desc_table_, kDescriptorSize * size_).has_value() ||
+      !mem.check_range(avail_ring_, avail_ring_bytes(size_)).has_value() ||
+      !mem.check_range(used_ring_, used_ring_bytes(size_)).has_value()) {
+    return unexpected(QueueError::RingOutOfMemory);
+  }
+  return {};
+}
+
+Result<void, QueueError> SplitQueue::walk_chain(const GuestMemory& mem, uint16_t head,
+                                                DescriptorChain& chain) const {
+  chain.clear(head);
+  if (head >= size_) return unexpected(QueueError::HeadOutOfRange);
+
+  uint64_t table = desc_table_;
+  uint64_t table_len = size_;
+  bool in_indirect = false;
+  uint64_t index = head;
+  // A chain, indirect descriptors included, is at most queue-size long (2.7.5.3.1): this bound
+  // also ends every loop.
+  uint64_t budget = size_;
+  uint64_t total = 0;
+
+  for (;;) {
+    if (budget-- == 0) return unexpected(QueueError::ChainTooLong);
+    std::array<uint8_t, kDescriptorSize> raw{};
+    const uint64_t at = table + index * kDescriptorSize;
+    if (const uint8_t* p = mem.host_address(at, kDescriptorSize)) {
+      std::copy_n(p, kDescriptorSize, raw.begin());
+    } else if (!mem.read(at, raw).has_value()) {
+      return unexpected(in_indirect ? QueueError::BufferOutOfMemory : QueueError::RingOutOfMemory);
+    }
+    const uint64_t addr = load_le<uint64_t>(&raw[0]);
+    const uint32_t len = load_le<uint32_t>(&raw[8]);
+    const uint16_t flags = load_le<uint16_t>(&raw[12]);
+    const uint16_t next = load_le<uint16_t>(&raw[14]);
+
+    if (flags & VIRTQ_DESC_F_INDIRECT) {
+      if (!indirect_) return unexpected(QueueError::IndirectNotNegotiated);
+      if (in_indirect) return unexpected(QueueError::IndirectNested);
+      if (flags & VIRTQ_DESC_F_NEXT) return unexpected(QueueError::IndirectWithNext);
+      if (len == 0 || len % kDescriptorSize != 0) return unexpected(QueueError::IndirectBadLength);
+      if (!mem.check_range(addr, len).has_value()) return unexpected(QueueError::BufferOutOfMemory);
+      table = addr;
+      table_len = len / kDescriptorSize;
+      in_indirect = true;
+      index = 0;
+      continue;
+    }
+
+    if (len == 0) return unexpected(QueueError::ZeroLengthDescriptor);
+    if (!mem.check_range(addr, len).has_value()) return unexpected(QueueError::BufferOutOfMemory);
+    const bool writable = (flags & VIRTQ_DESC_F_WRITE) != 0;
+    if (!writable && chain.writable_ != 0) return unexpected(QueueError::ReadableAfterWritable);
+    total += len;
+    if (total > kMaxChainBytes) return unexpected(QueueError::ChainTooLarge);
+    chain.buffers_.push_back(Buffer{addr, len, writable});
+    (writable ? chain.writable_ : chain.readable_) += len;
+
+    if (!(flags & VIRTQ_DESC_F_NEXT)) return {};
+    if (next >= table_len) return unexpected(QueueError::NextOutOfRange);
+    index = next;
+  }
+}
+
+Result<bool, QueueError> SplitQueue::pop(const GuestMemory& mem, DescriptorChain& chain) {
+  if (!ready_) return unexpected(QueueError::NotReady);
+  auto avail_idx = load<uint16_t>(mem, avail_ring_ + kAvailIdx);
+  if (!avail_idx.has_value()) return unexpected(QueueError::RingOutOfMemory);
+  const uint16_t pending = static_cast<uint16_t>(*avail_idx - next_avail_);
+  if (pending == 0) return false;
+  if (pending > size_) return unexpected(QueueError::AvailIndexTooFar);
+  // Read the ring entry only after the index (the driver's release pairs with this acquire).
+  std::atomic_thread_fence(std::memory_order_acquire);
+
+  auto head = load<uint16_t>(mem, avail_ring_ + kAvailRing + 2ULL * (next_avail_ % size_));
+  if (!head.has_value()) return unexpected(QueueError::RingOutOfMemory);
+  ++next_avail_;
+  ++popped_;
+  if (auto walked = walk_chain(mem, *head, chain); !walked.has_value()) {
+    ++detached_;
+    return unexpected(walked.error());
+  }
+  return true;
+}
+
+Result<void, QueueError> SplitQueue::add_used(GuestMemory& mem, uint16_t head, uint32_t len) {
+  if (head >= size_) return unexpected(QueueError::UsedHeadOutOfRange);
+  const uint64_t elem = used_ring_ + kUsedRing + kUsedElemSize * (next_used_ % size_);
+  std::array<uint8_t, kUsedElemSize> b{};
+  store_le<uint32_t>(&b[0], head);
+  store_le<uint32_t>(&b[4], len);
+  if (!mem.write(elem, b).has_value()) return unexpected(QueueError::RingOutOfMemory);
+  // The element must be visible before the index that publishes it.
+  std::atomic_thread_fence(std::memory_order_release);
+  ++next_used_;
+  if (!store<uint16_t>(mem, used_ring_ + kUsedIdx, next_used_).has_value()) {
+    return unexpected(QueueError::RingOutOfMemory);
+  }
+  ++used_;
+  return {};
+}
+
+void SplitQueue::detach(const DescriptorChain&) { ++detached_; }
+
+bool SplitQueue::should_notify(const GuestMemory& mem) {
+  if (!event_idx_) {
+    auto flags = load<uint16_t>(mem, avail_ring_ + kAvailFlags);
+    return !flags.has_value() || !(*flags & VIRTQ_AVAIL_F_NO_INTERRUPT);
+  }
+  const bool valid = signalled_used_valid_;
+  const uint16_t old_idx = signalled_used_;
+  const uint16_t new_idx = next_used_;
+  signalled_used_valid_ = true;
+  signalled_used_ = new_idx;
+  if (!valid) return true;
+  auto used_event = load<uint16_t>(mem, avail_ring_ + kAvailRing + 2ULL * size_);
+  if (!used_event.has_value()) return true;
+  // vring_need_event(): notify if used_event lies in [old_idx, new_idx).
+  return static_cast<uint16_t>(new_idx - *used_event - 1) < static_cast<uint16_t>(new_idx - old_idx);
+}
+
+void SplitQueue::publish_avail_event(GuestMemory& mem) {
+  if (!event_idx_ || !ready_) return;
+  (void)store<uint16_t>(mem, used_ring_ + kUsedRing + kUsedElemSize * size_, next_avail_);
+}
+
+void SplitQueue::reset() {
+  size_ = max_size_;
+  ready_ = false;
+  event_idx_ = false;
+  indirect_ = false;
+  desc_table_ = avail_ring_ = used_ring_ = 0;
+  next_avail_ = next_used_ = 0;
+  signalled_used_ = 0;
+  signalled_used_valid_ = false;
+}
+
+QueueState SplitQueue::state() const {
+  return QueueState{size_,       ready_,      desc_table_,     avail_ring_,
+                    used_ring_,  next_avail_, next_used_,      signalled_used_,
+                    signalled_used_valid_};
+}
+
+void SplitQueue::restore(const QueueState& s) {
+  size_ = s.size;
+  ready_ = s.ready;
+  desc_table_ = s.desc_table;
+  avail_ring_ = s.avail_ring;
+  used_ring_ = s.used_ring;
+  next_avail_ = s.next_avail;
+  next_used_ = s.next_used;
+  signalled_used_ = s.signalled_used;
+  signalled_used_valid_ = s.signalled_used_valid;
+}
+
+VMEM_NAMESPACE_END
