@@ -101,6 +101,10 @@ void VirtioDevice::reset() {
   on_reset();
 }
 
+void VirtioDevice::fail_queue_setup(uint16_t index, QueueError error) {
+  needs_reset(fmt::format("queue {} cannot be enabled: {}", index, to_string(error)));
+}
+
 void VirtioDevice::config_changed(bool notify) {
   if (policy_ == ConfigNotifyPolicy::Qemu) {
     if (!notify || !driver_ok()) return;

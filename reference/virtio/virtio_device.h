@@ -119,6 +119,8 @@ class VirtioDevice {
 
   // The device reset (status written 0, or a transport reset).
   void reset();
+  // The driver enabled a queue whose size or rings are unusable: the device cannot work.
+  void fail_queue_setup(uint16_t index, QueueError error);
 
   // Migration of the generic state. check_state() validates a loaded state against this device
   // (features it offers and accepts, status, queue sizes and rings in guest memory);
