@@ -1,0 +1,139 @@
+// The mutant mechanism (decisions D6): this binary links vmem_reference_mutants. Each named
+// fault must change what a driver or the host can observe; the same scenario on the fault-free
+// configuration of the same library behaves as the spec requires.
+#include <gtest/gtest.h>
+
+#include "reference/tests/testbed.h"
+
+namespace vmem::testing {
+namespace {
+
+static_assert(kMutantsBuild, "this test must link vmem_reference_mutants");
+
+Testbed with_fault(Fault f, DeviceOptions o = small_options()) {
+  o.fault = std::string(fault_name(f));
+  return make_testbed(o);
+}
+
+TEST(MutantsTest, CatalogNamesRoundTrip) {
+  ASSERT_GE(fault_catalog().size(), 10u);
+  for (const FaultInfo& f : fault_catalog()) {
+    EXPECT_EQ(fault_from_name(f.name), f.fault);
+    EXPECT_FALSE(f.bug_class.empty());
+    EXPECT_FALSE(f.expected_by.empty());
+  }
+  EXPECT_EQ(fault_from_name("no-such-fault"), std::nullopt);
+  DeviceOptions o = small_options();
+  o.fault = "no-such-fault";
+  EXPECT_FALSE(validate(o).has_value());
+}
+
+TEST(MutantsTest, RangeEndOffByOneAcceptsABlockPastTheUsableEnd) {
+  for (Fault f : {Fault::None, Fault::RangeEndOffByOne}) {
+    Testbed t = with_fault(f);
+    const uint64_t usable_end = t.cfg().addr + t.cfg().usable_region_size;
+    EXPECT_EQ(t.state(usable_end - 2 * kMiB, 2).type, f == Fault::None ? RespType::Error : RespType::Ack);
+  }
+}
+
+TEST(MutantsTest, RangeNoWrapCheckAcceptsAWrappingRange) {
+  DeviceOptions o = small_options();
+  o.region_size = 64 * kGiB;
+  o.addr = 0 - o.region_size - 2 * kMiB;  // the region ends 2 MiB below 2^64
+  o.requested_size = o.region_size;
+  for (Fault f : {Fault::None, Fault::RangeNoWrapCheck}) {
+    o.fault = std::string(fault_name(f));
+    auto m = Machine::create(o, BackingKind::Null);
+    ASSERT_TRUE(m.has_value()) << m.error().message;
+    const uint64_t last = o.addr + o.region_size - 2 * kMiB;
+    const Response r = (*m)->device->process({VIRTIO_MEM_REQ_STATE, {}, last, 65535, {}});
+    EXPECT_EQ(r.type, f == Fault::None ? RespType::Error : RespType::Ack);
+  }
+}
+
+TEST(MutantsTest, NackBeforeRangeCheckNacksAMisalignedPlug) {
+  for (Fault f : {Fault::None, Fault::NackBeforeRangeCheck}) {
+    Testbed t = with_fault(f);
+    EXPECT_EQ(t.plug(t.block(0) + 4096, 100), f == Fault::None ? RespType::Error : RespType::Nack);
+  }
+}
+
+TEST(MutantsTest, UnplugStateCheckSkippedAcksAnUnpluggedRange) {
+  for (Fault f : {Fault::None, Fault::UnplugStateCheckSkipped}) {
+    Testbed t = with_fault(f);
+    ASSERT_EQ(t.plug(t.block(0), 1), RespType::Ack);
+    EXPECT_EQ(t.unplug(t.block(0), 2), f == Fault::None ? RespType::Error : RespType::Ack);
+  }
+}
+
+TEST(MutantsTest, UnplugPluggedSizeStaleBreaksDev3) {
+  for (Fault f : {Fault::None, Fault::UnplugPluggedSizeStale}) {
+    Testbed t = with_fault(f);
+    ASSERT_EQ(t.plug(t.block(0), 2), RespType::Ack);
+    ASSERT_EQ(t.unplug(t.block(0), 1), RespType::Ack);
+    EXPECT_EQ(t.cfg().plugged_size == t.dev().bitmap().count() * 2 * kMiB, f == Fault::None);
+  }
+}
+
+TEST(MutantsTest, UnplugAllUsableBelowRequestedBreaksDev4) {
+  for (Fault f : {Fault::None, Fault::UnplugAllUsableBelowRequested}) {
+    Testbed t = with_fault(f);
+    ASSERT_EQ(t.unplug_all(), RespType::Ack);
+    EXPECT_EQ(t.cfg().usable_region_size >= t.cfg().requested_size, f == Fault::None);
+  }
+}
+
+TEST(MutantsTest, DeviceResetUnplugsBreaksDev13) {
+  for (Fault f : {Fault::None, Fault::DeviceResetUnplugs}) {
+    Testbed t = with_fault(f);
+    ASSERT_EQ(t.plug(t.block(0), 2), RespType::Ack);
+    t.dev().write_status(0);
+    EXPECT_EQ(t.cfg().plugged_size, f == Fault::None ? 4 * kMiB : 0u);
+  }
+}
+
+TEST(MutantsTest, SystemResetKeepsBlocksBreaksDev22) {
+  for (Fault f : {Fault::None, Fault::SystemResetKeepsBlocks}) {
+    Testbed t = with_fault(f);
+    ASSERT_EQ(t.plug(t.block(0), 2), RespType::Ack);
+    t.dev().system_reset();
+    EXPECT_EQ(t.cfg().plugged_size, f == Fault::None ? 0u : 4 * kMiB);
+  }
+}
+
+TEST(MutantsTest, ResizeWithoutNotificationBreaksDev9) {
+  for (Fault f : {Fault::None, Fault::ResizeWithoutNotification}) {
+    Testbed t = with_fault(f);
+    (void)t.dev().read_and_clear_isr();
+    ASSERT_TRUE(t.dev().set_requested_size(256 * kMiB).has_value());
+    EXPECT_EQ((t.dev().isr() & VIRTIO_ISR_CONFIG) != 0, f == Fault::None);
+  }
+}
+
+TEST(MutantsTest, MigrationTrustsPluggedSizeLoadsALie) {
+  for (Fault f : {Fault::None, Fault::MigrationTrustsPluggedSize}) {
+    Testbed src = with_fault(f);
+    ASSERT_EQ(src.plug(src.block(0), 2), RespType::Ack);
+    auto stream = src.dev().save();
+    store_le<uint64_t>(stream.data() + 8 + 4 + 8 * 3 + 2 + 1 + 8 + 8 + 16, 8 * kMiB);  // plugged_size
+    Testbed dst = with_fault(f);
+    std::vector<uint8_t> ram(2 * kMiB);  // the queue's rings, as migrated with guest RAM
+    ASSERT_TRUE(src.machine->mem.read(0, ram).has_value());
+    ASSERT_TRUE(dst.machine->mem.write(0, ram).has_value());
+    auto loaded = dst.dev().load(stream);
+    EXPECT_EQ(loaded.has_value(), f != Fault::None) << (loaded.has_value() ? "" : loaded.error().message);
+  }
+}
+
+TEST(MutantsTest, StateChainNotReturnedLeavesAChainHanging) {
+  for (Fault f : {Fault::None, Fault::StateChainNotReturned}) {
+    Testbed t = with_fault(f);
+    auto r = t.drv().request(VIRTIO_MEM_REQ_STATE, t.block(0), 1);
+    EXPECT_EQ(r.has_value(), f == Fault::None);
+    const SplitQueue& q = t.dev().queue(0);
+    EXPECT_EQ(q.popped() == q.used() + q.detached(), f == Fault::None);
+  }
+}
+
+}  // namespace
+}  // namespace vmem::testing
