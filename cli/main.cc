@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 
+#include "cli/replay.h"
 #include "cli/smoke.h"
 #include "reference/mem/fault.h"
 
@@ -79,6 +80,12 @@ int main(int argc, char** argv) {
 
   CLI::App* faults = app.add_subcommand("faults", "list the named faults of the mutants build");
 
+  std::string trace_file, record_file, replay_fault;
+  CLI::App* replay = app.add_subcommand("replay", "replay a trace on the reference device, checking its observations");
+  replay->add_option("trace", trace_file, "trace file (docs/trace-format.md)")->required()->check(CLI::ExistingFile);
+  replay->add_option("--record", record_file, "write the trace with every observation filled in");
+  replay->add_option("--fault", replay_fault, "replay against a named fault (mutants build only)");
+
   try {
     app.parse(argc, argv);
     if (faults->parsed()) {
@@ -87,6 +94,7 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
+    if (replay->parsed()) return vmem::cli::run_replay(trace_file, record_file, replay_fault);
     // With no subcommand, run the main job. The conformance suite is not built yet, so the main
     // job is the smoke run (README).
     return vmem::cli::run_smoke(smoke_flags.options(), smoke_flags.backing_kind());

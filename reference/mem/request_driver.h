@@ -33,6 +33,9 @@ class RequestDriver {
   // Convenience: the response alone; aborts the test helper's caller on a missing response.
   Result<Response> request(uint16_t type, uint64_t addr = 0, uint16_t nb_blocks = 0);
 
+  // After migration: continue on the rings already in guest memory.
+  void adopt_queue_state() { queue_.adopt(); }
+
   DriverQueue& queue() { return queue_; }
   VirtioMemDevice& device() { return device_; }
 

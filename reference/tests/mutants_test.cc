@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "reference/tests/testbed.h"
+#include "reference/trace/trace.h"
 
 namespace vmem::testing {
 namespace {
@@ -133,6 +134,37 @@ TEST(MutantsTest, StateChainNotReturnedLeavesAChainHanging) {
     const SplitQueue& q = t.dev().queue(0);
     EXPECT_EQ(q.popped() == q.used() + q.detached(), f == Fault::None);
   }
+}
+
+}  // namespace
+}  // namespace vmem::testing
+
+namespace vmem::testing {
+namespace {
+
+// A recorded trace replays cleanly on the correct device and fails on a mutant at the first
+// operation whose observation the fault changes (the trace is the kill evidence, D7).
+TEST(MutantsTest, RecordedTraceCatchesAMutantAtTheRightLine) {
+  auto t = parse_trace(R"(vmemtrace 1
+device region_size=0x40000000 requested_size=0x8000000
+init
+request plug addr=0x100000000 nb=2
+isr
+host resize 0x10000000
+isr
+request unplug addr=0x100000000 nb=1
+config
+)");
+  ASSERT_TRUE(t.has_value());
+  const ReplayReport recorded = replay_trace(*t);
+  ASSERT_TRUE(recorded.ok());
+  EXPECT_TRUE(replay_trace(recorded.recorded).ok());
+  const ReplayReport no_notify = replay_trace(recorded.recorded, "resize-without-notification");
+  ASSERT_TRUE(no_notify.mismatch);
+  EXPECT_EQ(no_notify.mismatch->line, 7);
+  const ReplayReport stale = replay_trace(recorded.recorded, "unplug-plugged-size-stale");
+  ASSERT_TRUE(stale.mismatch);
+  EXPECT_EQ(stale.mismatch->line, 9);
 }
 
 }  // namespace

@@ -53,6 +53,11 @@ void DriverQueue::reset() {
   last_used_ = 0;
 }
 
+void DriverQueue::adopt() {
+  avail_idx_ = get<uint16_t>(mem_, avail_ + 2).value_or(0);
+  last_used_ = device_used_idx();
+}
+
 bool DriverQueue::write_descriptor(uint64_t table, uint16_t index, const Descriptor& d) {
   std::array<uint8_t, kDescriptorSize> b{};
   store_le(&b[0], d.addr);

@@ -42,6 +42,8 @@ class DriverQueue {
   uint16_t size() const { return size_; }
   // Zeroes the rings and forgets every index, as after a device reset.
   void reset();
+  // Takes the indices from the rings in guest memory, as a driver resuming after migration.
+  void adopt();
   uint64_t desc_table() const { return desc_; }
   uint64_t avail_ring() const { return avail_; }
   uint64_t used_ring() const { return used_; }
