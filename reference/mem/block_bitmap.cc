@@ -1,5 +1,7 @@
 #include "reference/mem/block_bitmap.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "reference/mem/rules.h"
@@ -21,7 +23,7 @@ Window window_of(uint64_t first, uint64_t n) {
 }  // namespace
 
 BlockBitmap::BlockBitmap(uint64_t nb_blocks)
-    : nb_blocks_(nb_blocks), words_((nb_blocks + 63) / 64, 0) {}
+    : nb_blocks_(nb_blocks), words_((nb_blocks + 63) / 64, 0), summary_((words_.size() + 63) / 64, 0) {}
 
 Result<BlockBitmap> BlockBitmap::from_words(uint64_t nb_blocks, std::vector<uint64_t> words) {
   const uint64_t want = (nb_blocks + 63) / 64;
@@ -33,10 +35,10 @@ Result<BlockBitmap> BlockBitmap::from_words(uint64_t nb_blocks, std::vector<uint
     return unexpected(Error{fmt::format("bitmap marks blocks past the last block {} plugged",
                                         nb_blocks - 1)});
   }
-  BlockBitmap b;
-  b.nb_blocks_ = nb_blocks;
+  BlockBitmap b(nb_blocks);
   b.words_ = std::move(words);
   for (uint64_t w : b.words_) b.count_ += static_cast<uint64_t>(std::popcount(w));
+  b.update_summary(0, b.words_.size());
   return b;
 }
 
@@ -68,21 +70,49 @@ void BlockBitmap::set_range(uint64_t first, uint64_t n, bool plugged) {
   uint64_t after = 0;
   for (uint64_t v : window) after += static_cast<uint64_t>(std::popcount(v));
   count_ = count_ - before + after;
+  update_summary(w.w.first_word, w.w.count);
+}
+
+void BlockBitmap::update_summary(uint64_t first_word, uint64_t count) {
+  for (uint64_t i = first_word; i < first_word + count; ++i) {
+    const uint64_t bit = uint64_t{1} << (i % 64);
+    if (words_[i] != 0) {
+      summary_[i / 64] |= bit;
+    } else {
+      summary_[i / 64] &= ~bit;
+    }
+  }
+}
+
+uint64_t BlockBitmap::next_nonzero_word(uint64_t from) const {
+  while (from < words_.size()) {
+    const uint64_t s = summary_[from / 64] & (~uint64_t{0} << (from % 64));
+    if (s != 0) return (from / 64) * 64 + static_cast<uint64_t>(std::countr_zero(s));
+    from = (from / 64 + 1) * 64;
+  }
+  return words_.size();
 }
 
 void BlockBitmap::set_range_plugged(uint64_t first, uint64_t n) { set_range(first, n, true); }
 void BlockBitmap::set_range_unplugged(uint64_t first, uint64_t n) { set_range(first, n, false); }
 
 void BlockBitmap::clear_all() {
-  if (count_ == 0) return;
-  for_each_run(true, 0, nb_blocks_, [&](uint64_t first, uint64_t n) {
-    set_range(first, n, false);
-    return true;
-  });
+  for (uint64_t w = next_nonzero_word(0); w < words_.size(); w = next_nonzero_word(w + 1)) {
+    words_[w] = 0;
+  }
+  std::fill(summary_.begin(), summary_.end(), 0);
+  count_ = 0;
 }
 
 uint64_t BlockBitmap::find_next(bool plugged, uint64_t from, uint64_t end) const {
   while (from < end) {
+    if (plugged && words_[from / 64] == 0) {
+      // Skip empty words through the summary.
+      const uint64_t w = next_nonzero_word(from / 64 + 1);
+      if (w >= words_.size()) return end;
+      from = w * 64;
+      continue;
+    }
     uint64_t w = words_[from / 64];
     if (!plugged) w = ~w;
     w &= ~uint64_t{0} << (from % 64);

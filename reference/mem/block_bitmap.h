@@ -2,6 +2,10 @@
 // 64 * w + i. Range queries and updates run the generic templates of rules.h on the few words a
 // range touches, so a 65535-block request on a 1 TiB region costs about a thousand word
 // operations, and the proofs reason about exactly this code.
+//
+// A summary level (bit w set iff word w is not zero) lets searches for plugged blocks skip 4096
+// empty blocks per probe: UNPLUG_ALL on a sparsely plugged 1 TiB region of 4 KiB blocks walks
+// 64 Ki summary words instead of 4 Mi bitmap words.
 #pragma once
 
 #include <bit>
@@ -54,10 +58,13 @@ class BlockBitmap {
 
  private:
   void set_range(uint64_t first, uint64_t n, bool plugged);
+  void update_summary(uint64_t first_word, uint64_t count);
+  uint64_t next_nonzero_word(uint64_t from) const;
 
   uint64_t nb_blocks_;
   uint64_t count_ = 0;
   std::vector<uint64_t> words_;
+  std::vector<uint64_t> summary_;
 };
 
 VMEM_NAMESPACE_END

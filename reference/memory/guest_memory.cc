@@ -94,12 +94,4 @@ Result<void, MemoryError> GuestMemory::write(uint64_t gpa, std::span<const uint8
   });
 }
 
-uint8_t* GuestMemory::host_address(uint64_t gpa, uint64_t len) const {
-  const MemoryRegion* r = region_containing(gpa);
-  if (r == nullptr || r->backing.data() == nullptr) return nullptr;
-  const uint64_t offset = gpa - r->gpa;
-  if (len > r->size() - offset) return nullptr;
-  return r->backing.data() + offset;
-}
-
 VMEM_NAMESPACE_END

@@ -47,8 +47,18 @@ class GuestMemory {
   // Whether [gpa, gpa + len) is fully accessible, without touching it.
   Result<void, MemoryError> check_range(uint64_t gpa, uint64_t len) const;
 
-  // The host address of [gpa, gpa + len) when one region holds all of it, else nullptr.
-  uint8_t* host_address(uint64_t gpa, uint64_t len) const;
+  // The host address of [gpa, gpa + len) when one region holds all of it, else nullptr. Inline:
+  // it is on every virtqueue access.
+  uint8_t* host_address(uint64_t gpa, uint64_t len) const {
+    for (const auto& r : regions_) {
+      const uint64_t offset = gpa - r->gpa;
+      if (gpa >= r->gpa && offset < r->size()) {
+        if (r->backing.data() == nullptr || len > r->size() - offset) return nullptr;
+        return r->backing.data() + offset;
+      }
+    }
+    return nullptr;
+  }
 
   std::span<const std::unique_ptr<MemoryRegion>> regions() const { return regions_; }
 

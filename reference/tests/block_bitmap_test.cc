@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+
 namespace vmem {
 namespace {
 
@@ -61,6 +64,47 @@ TEST(BlockBitmapTest, FromWordsRejectsWrongLengthAndTailBits) {
   auto ok = BlockBitmap::from_words(100, {5, 1ULL << 35});
   ASSERT_TRUE(ok.has_value());
   EXPECT_EQ(ok->count(), 3u);
+}
+
+}  // namespace
+}  // namespace vmem
+
+namespace vmem {
+namespace {
+
+TEST(BlockBitmapTest, RandomUpdatesMatchANaiveModel) {
+  std::mt19937_64 rng(11);
+  const uint64_t n = 20000;
+  BlockBitmap b(n);
+  std::vector<bool> model(n, false);
+  for (int i = 0; i < 3000; ++i) {
+    const uint64_t first = rng() % n;
+    const uint64_t len = 1 + rng() % std::min<uint64_t>(n - first, i % 10 == 0 ? 5000 : 70);
+    const bool plug = rng() % 3 != 0;
+    if (plug) {
+      b.set_range_plugged(first, len);
+    } else {
+      b.set_range_unplugged(first, len);
+    }
+    for (uint64_t k = first; k < first + len; ++k) model[k] = plug;
+    if (i % 97 == 0) {
+      b.clear_all();
+      std::fill(model.begin(), model.end(), false);
+    }
+    const uint64_t probe = rng() % n;
+    uint64_t next = probe;
+    while (next < n && !model[next]) ++next;
+    ASSERT_EQ(b.find_next(true, probe, n), next);
+  }
+  uint64_t count = 0;
+  std::vector<bool> rebuilt(n, false);
+  b.for_each_run(true, 0, n, [&](uint64_t f, uint64_t len) {
+    for (uint64_t k = f; k < f + len; ++k) rebuilt[k] = true;
+    count += len;
+    return true;
+  });
+  EXPECT_EQ(rebuilt, model);
+  EXPECT_EQ(b.count(), count);
 }
 
 }  // namespace

@@ -14,6 +14,10 @@ constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a
 
 template <class T>
 bool put(GuestMemory& mem, uint64_t gpa, T v) {
+  if (uint8_t* p = mem.host_address(gpa, sizeof(T))) {
+    store_le(p, v);
+    return true;
+  }
   std::array<uint8_t, sizeof(T)> b{};
   store_le(b.data(), v);
   return mem.write(gpa, b).has_value();
@@ -21,6 +25,7 @@ bool put(GuestMemory& mem, uint64_t gpa, T v) {
 
 template <class T>
 std::optional<T> get(const GuestMemory& mem, uint64_t gpa) {
+  if (const uint8_t* p = mem.host_address(gpa, sizeof(T))) return load_le<T>(p);
   std::array<uint8_t, sizeof(T)> b{};
   if (!mem.read(gpa, b).has_value()) return std::nullopt;
   return load_le<T>(b.data());

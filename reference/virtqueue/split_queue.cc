@@ -31,6 +31,10 @@ Result<T, MemoryError> load(const GuestMemory& mem, uint64_t gpa) {
 
 template <class T>
 Result<void, MemoryError> store(GuestMemory& mem, uint64_t gpa, T v) {
+  if (uint8_t* p = mem.host_address(gpa, sizeof(T))) {
+    store_le(p, v);
+    return {};
+  }
   std::array<uint8_t, sizeof(T)> b{};
   store_le(b.data(), v);
   return mem.write(gpa, b);
@@ -139,7 +143,9 @@ Result<void, QueueError> SplitQueue::walk_chain(const GuestMemory& mem, uint16_t
       if (in_indirect) return unexpected(QueueError::IndirectNested);
       if (flags & VIRTQ_DESC_F_NEXT) return unexpected(QueueError::IndirectWithNext);
       if (len == 0 || len % kDescriptorSize != 0) return unexpected(QueueError::IndirectBadLength);
-      if (!mem.check_range(addr, len).has_value()) return unexpected(QueueError::BufferOutOfMemory);
+      if (mem.host_address(addr, len) == nullptr && !mem.check_range(addr, len).has_value()) {
+        return unexpected(QueueError::BufferOutOfMemory);
+      }
       table = addr;
       table_len = len / kDescriptorSize;
       in_indirect = true;
@@ -148,7 +154,10 @@ Result<void, QueueError> SplitQueue::walk_chain(const GuestMemory& mem, uint16_t
     }
 
     if (len == 0) return unexpected(QueueError::ZeroLengthDescriptor);
-    if (!mem.check_range(addr, len).has_value()) return unexpected(QueueError::BufferOutOfMemory);
+    // The common case, a buffer inside one region, needs no walk over the regions.
+    if (mem.host_address(addr, len) == nullptr && !mem.check_range(addr, len).has_value()) {
+      return unexpected(QueueError::BufferOutOfMemory);
+    }
     const bool writable = (flags & VIRTQ_DESC_F_WRITE) != 0;
     if (!writable && chain.writable_ != 0) return unexpected(QueueError::ReadableAfterWritable);
     total += len;
