@@ -139,10 +139,13 @@ TEST_F(PersistTest, BadVirtioStateIsRefused) {
 
 TEST_F(PersistTest, ShortBitmapIsRefused) {
   // Drop the last bitmap word and fix the word count: the length no longer fits the region.
+  const std::size_t words = src_.dev().bitmap().words().size();
+  ASSERT_EQ(words, 8u);  // 512 blocks of 2 MiB
   auto s = stream_;
-  s.resize(s.size() - 8);
-  const std::size_t count_at = s.size() - 8 * (512 - 1) - 8;
-  store_le<uint64_t>(s.data() + count_at, 511);
+  s.erase(s.end() - 8, s.end());
+  const std::size_t count_at = s.size() - 8 * (words - 1) - 8;
+  ASSERT_EQ(load_le<uint64_t>(s.data() + count_at), words);
+  store_le<uint64_t>(s.data() + count_at, words - 1);
   expect_refused(s, "a bitmap one word short");
 }
 
