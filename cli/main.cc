@@ -1,7 +1,7 @@
 // vmemcheck: the command-line front end. Exceptions stop here; everything below returns values.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -18,8 +18,8 @@ uint64_t parse_size(const std::string& s) {
   const uint64_t v = std::stoull(s, &pos, 0);
   const std::string unit = s.substr(pos);
   static const std::map<std::string, unsigned> shifts = {
-      {"", 0}, {"K", 10}, {"k", 10}, {"M", 20}, {"G", 30}, {"T", 40},
-      {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}};
+      {"", 0},   {"K", 10},   {"k", 10},   {"M", 20},   {"G", 30},
+      {"T", 40}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}};
   auto it = shifts.find(unit);
   if (it == shifts.end()) throw CLI::ValidationError("size", "unknown unit in '" + s + "'");
   return v << it->second;
@@ -37,7 +37,8 @@ struct DeviceFlags {
     app.add_option("--region-size", region, "size of the device region")->capture_default_str();
     app.add_option("--block-size", block, "block size (power of two)")->capture_default_str();
     app.add_option("--requested-size", requested, "initial requested size")->capture_default_str();
-    app.add_option("--usable-extent", extent, "usable region extent past requested")->capture_default_str();
+    app.add_option("--usable-extent", extent, "usable region extent past requested")
+        ->capture_default_str();
     app.add_option("--node", node, "node id")->capture_default_str();
     app.add_flag("--acpi-pxm", acpi_pxm, "offer VIRTIO_MEM_F_ACPI_PXM");
     app.add_option("--backing", backing, "anonymous | shared | null")->capture_default_str();
@@ -81,8 +82,11 @@ int main(int argc, char** argv) {
   CLI::App* faults = app.add_subcommand("faults", "list the named faults of the mutants build");
 
   std::string trace_file, record_file, replay_fault;
-  CLI::App* replay = app.add_subcommand("replay", "replay a trace on the reference device, checking its observations");
-  replay->add_option("trace", trace_file, "trace file (docs/trace-format.md)")->required()->check(CLI::ExistingFile);
+  CLI::App* replay = app.add_subcommand(
+      "replay", "replay a trace on the reference device, checking its observations");
+  replay->add_option("trace", trace_file, "trace file (docs/trace-format.md)")
+      ->required()
+      ->check(CLI::ExistingFile);
   replay->add_option("--record", record_file, "write the trace with every observation filled in");
   replay->add_option("--fault", replay_fault, "replay against a named fault (mutants build only)");
 

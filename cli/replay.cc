@@ -9,7 +9,8 @@
 
 namespace vmem::cli {
 
-int run_replay(const std::string& trace_file, const std::string& record_file, const std::string& fault) {
+int run_replay(const std::string& trace_file, const std::string& record_file,
+               const std::string& fault) {
   std::ifstream in(trace_file);
   std::stringstream text;
   text << in.rdbuf();
@@ -32,8 +33,8 @@ int run_replay(const std::string& trace_file, const std::string& record_file, co
     return 2;
   }
   if (r.mismatch) {
-    fmt::print("{}:{}: {}\n  expected: {}\n  observed: {}\n", trace_file, r.mismatch->line, r.mismatch->op,
-               r.mismatch->expected, r.mismatch->observed);
+    fmt::print("{}:{}: {}\n  expected: {}\n  observed: {}\n", trace_file, r.mismatch->line,
+               r.mismatch->op, r.mismatch->expected, r.mismatch->observed);
     fmt::print("{} steps replayed, 1 mismatch\n", r.steps);
     return 1;
   }

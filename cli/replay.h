@@ -6,6 +6,7 @@
 namespace vmem::cli {
 
 // Returns 0 when every observation matched, 1 on a mismatch, 2 when the trace cannot run.
-int run_replay(const std::string& trace_file, const std::string& record_file, const std::string& fault);
+int run_replay(const std::string& trace_file, const std::string& record_file,
+               const std::string& fault);
 
 }  // namespace vmem::cli

@@ -21,7 +21,8 @@ struct Step {
 
 std::string expect_resp(Result<Response> got, RespType want, std::optional<BlockState> state = {}) {
   if (!got.has_value()) return got.error().message;
-  if (got->type != want) return fmt::format("answered {}, expected {}", to_string(got->type), to_string(want));
+  if (got->type != want)
+    return fmt::format("answered {}, expected {}", to_string(got->type), to_string(want));
   if (state && got->state != *state) {
     return fmt::format("state {}, expected {}", to_string(got->state), to_string(*state));
   }
@@ -42,8 +43,8 @@ int run_smoke(const DeviceOptions& options, BackingKind backing) {
   const uint64_t base = options.addr;
   auto cfg = [&] { return dev.config(); };
 
-  fmt::print("vmemcheck smoke: reference device, profile {}, {} backing\n", profile_name(options.profile),
-             to_string(backing));
+  fmt::print("vmemcheck smoke: reference device, profile {}, {} backing\n",
+             profile_name(options.profile), to_string(backing));
   fmt::print("  region [{:#x}, +{:#x}), block size {:#x}, requested {:#x}, usable {:#x}\n", base,
              options.region_size, bs, cfg().requested_size, cfg().usable_region_size);
 
@@ -55,22 +56,32 @@ int run_smoke(const DeviceOptions& options, BackingKind backing) {
          return s == 0x0f ? "" : fmt::format("status {:#x} after initialization", s);
        }},
       {"STATE of the first block", "DEV-47/48",
-       [&] { return expect_resp(drv.request(VIRTIO_MEM_REQ_STATE, base, 1), RespType::Ack, BlockState::Unplugged); }},
+       [&] {
+         return expect_resp(drv.request(VIRTIO_MEM_REQ_STATE, base, 1), RespType::Ack,
+                            BlockState::Unplugged);
+       }},
       {fmt::format("PLUG {} blocks", want_blocks), "DEV-29/30",
        [&]() -> std::string {
          if (want_blocks == 0) return "requested_size is 0: nothing to plug (use --requested-size)";
-         auto e = expect_resp(drv.request(VIRTIO_MEM_REQ_PLUG, base, static_cast<uint16_t>(want_blocks)), RespType::Ack);
+         auto e =
+             expect_resp(drv.request(VIRTIO_MEM_REQ_PLUG, base, static_cast<uint16_t>(want_blocks)),
+                         RespType::Ack);
          if (!e.empty()) return e;
-         return cfg().plugged_size == want_blocks * bs ? "" : "plugged_size did not grow by the plugged size";
+         return cfg().plugged_size == want_blocks * bs
+                    ? ""
+                    : "plugged_size did not grow by the plugged size";
        }},
       {"PLUG the same blocks again", "DEV-27",
        [&] { return expect_resp(drv.request(VIRTIO_MEM_REQ_PLUG, base, 1), RespType::Error); }},
       {"PLUG a misaligned address", "DEV-26",
-       [&] { return expect_resp(drv.request(VIRTIO_MEM_REQ_PLUG, base + bs / 2, 1), RespType::Error); }},
+       [&] {
+         return expect_resp(drv.request(VIRTIO_MEM_REQ_PLUG, base + bs / 2, 1), RespType::Error);
+       }},
       {"STATE over plugged and unplugged blocks", "DEV-48",
        [&] {
-         return expect_resp(drv.request(VIRTIO_MEM_REQ_STATE, base, static_cast<uint16_t>(want_blocks + 1)),
-                            RespType::Ack, BlockState::Mixed);
+         return expect_resp(
+             drv.request(VIRTIO_MEM_REQ_STATE, base, static_cast<uint16_t>(want_blocks + 1)),
+             RespType::Ack, BlockState::Mixed);
        }},
       {"UNPLUG the first block", "DEV-36/37",
        [&] { return expect_resp(drv.request(VIRTIO_MEM_REQ_UNPLUG, base, 1), RespType::Ack); }},

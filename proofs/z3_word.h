@@ -37,14 +37,19 @@ class Z3Word {
   Word bit_not(const Word& a) const { return ~a; }
   Word popcount(const Word& a) const {
     Word n = lit(0);
-    for (unsigned i = 0; i < 64; ++i) n = n + z3::zext(a.extract(i, i), 63);
+    for (unsigned i = 0; i < 64; ++i)
+      n = n + z3::zext(a.extract(i, i), 63);
     return n;
   }
   Bool eq(const Word& a, const Word& b) const { return a == b; }
   Bool ult(const Word& a, const Word& b) const { return z3::ult(a, b); }
   Bool ule(const Word& a, const Word& b) const { return z3::ule(a, b); }
-  Bool add_overflows(const Word& a, const Word& b) const { return !z3::bvadd_no_overflow(a, b, false); }
-  Bool mul_overflows(const Word& a, const Word& b) const { return !z3::bvmul_no_overflow(a, b, false); }
+  Bool add_overflows(const Word& a, const Word& b) const {
+    return !z3::bvadd_no_overflow(a, b, false);
+  }
+  Bool mul_overflows(const Word& a, const Word& b) const {
+    return !z3::bvmul_no_overflow(a, b, false);
+  }
   Word select(const Bool& c, const Word& a, const Word& b) const { return z3::ite(c, a, b); }
   Bool both(const Bool& a, const Bool& b) const { return a && b; }
   Bool either(const Bool& a, const Bool& b) const { return a || b; }

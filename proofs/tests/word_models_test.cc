@@ -76,15 +76,17 @@ TEST_F(WordModelsTest, ValidRangeAgreesOnEdgeVectors) {
   const Geometry geometries[] = {
       {4ULL << 30, 256 * kMiB}, {0, 0}, {0, 1ULL << 40}, {0 - (64ULL << 30) - bs, 64ULL << 30}};
   for (const Geometry& g : geometries) {
-    std::vector<uint64_t> gpas = {g.addr, g.addr + bs, g.addr + g.usable - bs, g.addr + g.usable,
-                                  g.addr - bs, g.addr + 1};
-    for (uint64_t e : kEdges) gpas.push_back(e);
+    std::vector<uint64_t> gpas = {
+        g.addr, g.addr + bs, g.addr + g.usable - bs, g.addr + g.usable, g.addr - bs, g.addr + 1};
+    for (uint64_t e : kEdges)
+      gpas.push_back(e);
     for (uint64_t gpa : gpas) {
       for (uint64_t nb : {uint64_t{0}, uint64_t{1}, uint64_t{2}, uint64_t{65535}}) {
         const bool concrete = rules::valid_range(u_, g.addr, g.usable, bs, gpa, nb);
-        const bool symbolic = truth(rules::valid_range(z_, z_.lit(g.addr), z_.lit(g.usable), z_.lit(bs),
-                                                       z_.lit(gpa), z_.lit(nb)));
-        ASSERT_EQ(concrete, symbolic) << std::hex << "addr=" << g.addr << " gpa=" << gpa << " nb=" << nb;
+        const bool symbolic = truth(rules::valid_range(z_, z_.lit(g.addr), z_.lit(g.usable),
+                                                       z_.lit(bs), z_.lit(gpa), z_.lit(nb)));
+        ASSERT_EQ(concrete, symbolic)
+            << std::hex << "addr=" << g.addr << " gpa=" << gpa << " nb=" << nb;
       }
     }
   }
@@ -94,8 +96,9 @@ TEST_F(WordModelsTest, VerdictOrderAgreesForEveryProfileAndInput) {
   for (Profile p : {Profile::Spec, Profile::Qemu, Profile::Qemu72}) {
     for (unsigned bits = 0; bits < 16; ++bits) {
       const bool v = bits & 1, o = bits & 2, w = bits & 4, b = bits & 8;
-      ASSERT_EQ(value(rules::plug_verdict(z_, p, z_.truth(v), z_.truth(o), z_.truth(w), z_.truth(b))),
-                rules::plug_verdict(u_, p, v, o, w, b));
+      ASSERT_EQ(
+          value(rules::plug_verdict(z_, p, z_.truth(v), z_.truth(o), z_.truth(w), z_.truth(b))),
+          rules::plug_verdict(u_, p, v, o, w, b));
       ASSERT_EQ(value(rules::unplug_verdict(z_, z_.truth(v), z_.truth(w), z_.truth(b))),
                 rules::unplug_verdict(u_, v, w, b));
     }
@@ -118,9 +121,10 @@ TEST_F(WordModelsTest, UsableRegionAgrees) {
         if (req > region) continue;
         for (uint64_t cur : {uint64_t{0}, region}) {
           for (bool shrink : {false, true}) {
-            ASSERT_EQ(value(rules::resized_usable_region(z_, z_.lit(region), z_.lit(bs), z_.lit(extent),
-                                                         z_.lit(req), z_.lit(cur), z_.truth(shrink))),
-                      rules::resized_usable_region(u_, region, bs, extent, req, cur, shrink));
+            ASSERT_EQ(
+                value(rules::resized_usable_region(z_, z_.lit(region), z_.lit(bs), z_.lit(extent),
+                                                   z_.lit(req), z_.lit(cur), z_.truth(shrink))),
+                rules::resized_usable_region(u_, region, bs, extent, req, cur, shrink));
           }
         }
       }
@@ -133,17 +137,21 @@ TEST_F(WordModelsTest, BitmapOperationsAgree) {
   for (uint64_t first = 0; first < 192; first += 7) {
     for (uint64_t end = first + 1; end <= 192; end += 11) {
       std::vector<z3::expr> zw;
-      for (uint64_t w : words) zw.push_back(z_.lit(w));
+      for (uint64_t w : words)
+        zw.push_back(z_.lit(w));
       for (bool plugged : {false, true}) {
-        ASSERT_EQ(truth(rules::range_is(z_, std::span<const z3::expr>(zw), 0, z_.lit(first), z_.lit(end), plugged)),
+        ASSERT_EQ(truth(rules::range_is(z_, std::span<const z3::expr>(zw), 0, z_.lit(first),
+                                        z_.lit(end), plugged)),
                   rules::range_is(u_, std::span<const uint64_t>(words), 0, first, end, plugged));
       }
-      ASSERT_EQ(value(rules::count_plugged(z_, std::span<const z3::expr>(zw), 0, z_.lit(first), z_.lit(end))),
+      ASSERT_EQ(value(rules::count_plugged(z_, std::span<const z3::expr>(zw), 0, z_.lit(first),
+                                           z_.lit(end))),
                 rules::count_plugged(u_, std::span<const uint64_t>(words), 0, first, end));
       std::vector<uint64_t> uw = words;
       rules::set_range(z_, std::span<z3::expr>(zw), 0, z_.lit(first), z_.lit(end), true);
       rules::set_range(u_, std::span<uint64_t>(uw), 0, first, end, true);
-      for (std::size_t i = 0; i < uw.size(); ++i) ASSERT_EQ(value(zw[i]), uw[i]);
+      for (std::size_t i = 0; i < uw.size(); ++i)
+        ASSERT_EQ(value(zw[i]), uw[i]);
     }
   }
 }

@@ -2,12 +2,12 @@
 // truncated stream is an error that names the field it was reading.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <span>
 #include <string_view>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "reference/base/endian.h"
 #include "reference/base/result.h"
@@ -36,7 +36,8 @@ class ByteReader {
   template <class T>
   Result<T> get(std::string_view field) {
     if (in_.size() - pos_ < sizeof(T)) {
-      return unexpected(Error{fmt::format("stream truncated at byte {} in field '{}'", pos_, field)});
+      return unexpected(
+          Error{fmt::format("stream truncated at byte {} in field '{}'", pos_, field)});
     }
     const T v = load_le<T>(in_.data() + pos_);
     pos_ += sizeof(T);

@@ -83,14 +83,15 @@ class [[nodiscard]] Result<void, E> {
 
 using Status = Result<void, Error>;
 
-inline Status ok() { return {}; }
+inline Status ok() {
+  return {};
+}
 
 VMEM_NAMESPACE_END
 
 // Early return on error, as Chromium's RETURN_IF_ERROR; converts the error to the caller's.
-#define VMEM_TRY(expr)                                       \
-  do {                                                       \
-    auto vmem_try_result_ = (expr);                          \
-    if (!vmem_try_result_.has_value())                       \
-      return ::vmem::unexpected(vmem_try_result_.error());   \
+#define VMEM_TRY(expr)                                                                      \
+  do {                                                                                      \
+    auto vmem_try_result_ = (expr);                                                         \
+    if (!vmem_try_result_.has_value()) return ::vmem::unexpected(vmem_try_result_.error()); \
   } while (false)

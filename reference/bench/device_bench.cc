@@ -41,20 +41,24 @@ struct Bench {
   void build(const std::vector<WireRequest>& requests) {
     DriverQueue& q = driver->queue();
     for (std::size_t i = 0; i < requests.size(); ++i) {
-      heads.push_back(*q.build_chain(static_cast<uint16_t>(2 * i), encode_request(requests[i]), {{24}, {10}, false}));
+      heads.push_back(*q.build_chain(static_cast<uint16_t>(2 * i), encode_request(requests[i]),
+                                     {{24}, {10}, false}));
     }
   }
 
   // Publishes every head once, kicks, and drains the used ring.
   void round() {
     DriverQueue& q = driver->queue();
-    for (uint16_t h : heads) q.publish(h);
+    for (uint16_t h : heads)
+      q.publish(h);
     machine->device->notify_queue(0);
     while (q.pop_used()) {
     }
   }
 
-  uint64_t block(uint64_t i) const { return machine->device->options().addr + i * machine->device->options().block_size; }
+  uint64_t block(uint64_t i) const {
+    return machine->device->options().addr + i * machine->device->options().block_size;
+  }
 };
 
 void report(benchmark::State& state, std::size_t per_round) {
@@ -64,9 +68,11 @@ void report(benchmark::State& state, std::size_t per_round) {
 void BM_StateSingleBlock(benchmark::State& state) {
   Bench b(static_cast<BackingKind>(state.range(0)), 4 * kGiB, 2 * kMiB);
   std::vector<WireRequest> reqs;
-  for (uint64_t i = 0; i < 128; ++i) reqs.push_back({VIRTIO_MEM_REQ_STATE, {}, b.block(i), 1, {}});
+  for (uint64_t i = 0; i < 128; ++i)
+    reqs.push_back({VIRTIO_MEM_REQ_STATE, {}, b.block(i), 1, {}});
   b.build(reqs);
-  for (auto _ : state) b.round();
+  for (auto _ : state)
+    b.round();
   report(state, reqs.size());
 }
 
@@ -78,7 +84,8 @@ void BM_PlugUnplugPair(benchmark::State& state) {
     reqs.push_back({VIRTIO_MEM_REQ_UNPLUG, {}, b.block(i), 1, {}});
   }
   b.build(reqs);
-  for (auto _ : state) b.round();
+  for (auto _ : state)
+    b.round();
   if (b.machine->device->config().plugged_size != 0) state.SkipWithError("a request was refused");
   report(state, reqs.size());
 }
@@ -90,7 +97,8 @@ void BM_RangePlugUnplug1TiB(benchmark::State& state) {
   const uint64_t last = kTiB / block - 65535;
   b.build({{VIRTIO_MEM_REQ_PLUG, {}, b.block(last), 65535, {}},
            {VIRTIO_MEM_REQ_UNPLUG, {}, b.block(last), 65535, {}}});
-  for (auto _ : state) b.round();
+  for (auto _ : state)
+    b.round();
   if (b.machine->device->request_counters().count(VIRTIO_MEM_REQ_PLUG, RespType::Ack) == 0) {
     state.SkipWithError("plug refused");
   }
@@ -107,7 +115,8 @@ void BM_UnplugAll1TiB(benchmark::State& state) {
   b.build({{VIRTIO_MEM_REQ_UNPLUG_ALL, {}, 0, 0, {}}});
   for (auto _ : state) {
     state.PauseTiming();
-    for (uint64_t i = 0; i < plugged; ++i) (void)b.machine->device->process({VIRTIO_MEM_REQ_PLUG, {}, b.block(i * stride), 1, {}});
+    for (uint64_t i = 0; i < plugged; ++i)
+      (void)b.machine->device->process({VIRTIO_MEM_REQ_PLUG, {}, b.block(i * stride), 1, {}});
     state.ResumeTiming();
     b.round();
   }

@@ -1,8 +1,8 @@
 #include "reference/mem/block_bitmap.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "reference/mem/rules.h"
 
@@ -23,52 +23,59 @@ Window window_of(uint64_t first, uint64_t n) {
 }  // namespace
 
 BlockBitmap::BlockBitmap(uint64_t nb_blocks)
-    : nb_blocks_(nb_blocks), words_((nb_blocks + 63) / 64, 0), summary_((words_.size() + 63) / 64, 0) {}
+    : nb_blocks_(nb_blocks),
+      words_((nb_blocks + 63) / 64, 0),
+      summary_((words_.size() + 63) / 64, 0) {}
 
 Result<BlockBitmap> BlockBitmap::from_words(uint64_t nb_blocks, std::vector<uint64_t> words) {
   const uint64_t want = (nb_blocks + 63) / 64;
   if (words.size() != want) {
-    return unexpected(Error{fmt::format("bitmap has {} words, {} blocks need {}", words.size(),
-                                        nb_blocks, want)});
+    return unexpected(Error{
+        fmt::format("bitmap has {} words, {} blocks need {}", words.size(), nb_blocks, want)});
   }
   if (nb_blocks % 64 != 0 && (words.back() >> (nb_blocks % 64)) != 0) {
-    return unexpected(Error{fmt::format("bitmap marks blocks past the last block {} plugged",
-                                        nb_blocks - 1)});
+    return unexpected(
+        Error{fmt::format("bitmap marks blocks past the last block {} plugged", nb_blocks - 1)});
   }
   BlockBitmap b(nb_blocks);
   b.words_ = std::move(words);
-  for (uint64_t w : b.words_) b.count_ += static_cast<uint64_t>(std::popcount(w));
+  for (uint64_t w : b.words_)
+    b.count_ += static_cast<uint64_t>(std::popcount(w));
   b.update_summary(0, b.words_.size());
   return b;
 }
 
 bool BlockBitmap::is_range_plugged(uint64_t first, uint64_t n) const {
   const Window w = window_of(first, n);
-  return rules::range_is(U64{}, std::span<const uint64_t>(words_).subspan(w.w.first_word, w.w.count),
+  return rules::range_is(U64{},
+                         std::span<const uint64_t>(words_).subspan(w.w.first_word, w.w.count),
                          w.w.first_word, w.first, w.end, true);
 }
 
 bool BlockBitmap::is_range_unplugged(uint64_t first, uint64_t n) const {
   const Window w = window_of(first, n);
-  return rules::range_is(U64{}, std::span<const uint64_t>(words_).subspan(w.w.first_word, w.w.count),
+  return rules::range_is(U64{},
+                         std::span<const uint64_t>(words_).subspan(w.w.first_word, w.w.count),
                          w.w.first_word, w.first, w.end, false);
 }
 
 uint64_t BlockBitmap::count_plugged(uint64_t first, uint64_t n) const {
   const Window w = window_of(first, n);
-  return rules::count_plugged(
-      U64{}, std::span<const uint64_t>(words_).subspan(w.w.first_word, w.w.count), w.w.first_word,
-      w.first, w.end);
+  return rules::count_plugged(U64{},
+                              std::span<const uint64_t>(words_).subspan(w.w.first_word, w.w.count),
+                              w.w.first_word, w.first, w.end);
 }
 
 void BlockBitmap::set_range(uint64_t first, uint64_t n, bool plugged) {
   const Window w = window_of(first, n);
   std::span<uint64_t> window = std::span<uint64_t>(words_).subspan(w.w.first_word, w.w.count);
   uint64_t before = 0;
-  for (uint64_t v : window) before += static_cast<uint64_t>(std::popcount(v));
+  for (uint64_t v : window)
+    before += static_cast<uint64_t>(std::popcount(v));
   rules::set_range(U64{}, window, w.w.first_word, w.first, w.end, plugged);
   uint64_t after = 0;
-  for (uint64_t v : window) after += static_cast<uint64_t>(std::popcount(v));
+  for (uint64_t v : window)
+    after += static_cast<uint64_t>(std::popcount(v));
   count_ = count_ - before + after;
   update_summary(w.w.first_word, w.w.count);
 }
@@ -93,8 +100,12 @@ uint64_t BlockBitmap::next_nonzero_word(uint64_t from) const {
   return words_.size();
 }
 
-void BlockBitmap::set_range_plugged(uint64_t first, uint64_t n) { set_range(first, n, true); }
-void BlockBitmap::set_range_unplugged(uint64_t first, uint64_t n) { set_range(first, n, false); }
+void BlockBitmap::set_range_plugged(uint64_t first, uint64_t n) {
+  set_range(first, n, true);
+}
+void BlockBitmap::set_range_unplugged(uint64_t first, uint64_t n) {
+  set_range(first, n, false);
+}
 
 void BlockBitmap::clear_all() {
   for (uint64_t w = next_nonzero_word(0); w < words_.size(); w = next_nonzero_word(w + 1)) {

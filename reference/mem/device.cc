@@ -1,8 +1,8 @@
 #include "reference/mem/device.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "reference/mem/rules.h"
 
@@ -16,7 +16,9 @@ ConfigNotifyPolicy policy_of(Profile p) {
   return p == Profile::Spec ? ConfigNotifyPolicy::Spec : ConfigNotifyPolicy::Qemu;
 }
 
-bool resolve(Tristate t, bool automatic) { return t == Tristate::Auto ? automatic : t == Tristate::On; }
+bool resolve(Tristate t, bool automatic) {
+  return t == Tristate::Auto ? automatic : t == Tristate::On;
+}
 
 }  // namespace
 
@@ -30,12 +32,12 @@ Result<std::unique_ptr<VirtioMemDevice>> VirtioMemDevice::create(const DeviceOpt
   }
   // QEMU 7.2 resolves unplugged-inaccessible=auto to off when the backend has a shared zero page
   // (private anonymous memory), and to on otherwise; later machine types default to on.
-  const bool ui = resolve(options.unplugged_inaccessible,
-                          options.profile != Profile::Qemu72 ||
-                              region.kind() != BackingKind::Anonymous);
+  const bool ui =
+      resolve(options.unplugged_inaccessible,
+              options.profile != Profile::Qemu72 || region.kind() != BackingKind::Anonymous);
   const bool ps = resolve(options.persistent_suspend, options.profile != Profile::Qemu72);
-  return std::unique_ptr<VirtioMemDevice>(new VirtioMemDevice(
-      options, *fault_from_name(options.fault), ui, ps, mem, region));
+  return std::unique_ptr<VirtioMemDevice>(
+      new VirtioMemDevice(options, *fault_from_name(options.fault), ui, ps, mem, region));
 }
 
 VirtioMemDevice::VirtioMemDevice(const DeviceOptions& options, Fault fault,
@@ -79,7 +81,9 @@ WireConfig VirtioMemDevice::config() const {
   return c;
 }
 
-void VirtioMemDevice::sync_config() { config_bytes_ = encode_config(config()); }
+void VirtioMemDevice::sync_config() {
+  config_bytes_ = encode_config(config());
+}
 
 void VirtioMemDevice::on_config_write(uint64_t, unsigned, uint64_t) {
   // DRV-1: the configuration is read-only for the driver; writes are dropped.
@@ -152,10 +156,18 @@ Response VirtioMemDevice::process(const WireRequest& req) {
   // read.
   Response r;
   switch (req.type) {
-    case VIRTIO_MEM_REQ_PLUG: r = plug(req.addr, req.nb_blocks); break;
-    case VIRTIO_MEM_REQ_UNPLUG: r = unplug(req.addr, req.nb_blocks); break;
-    case VIRTIO_MEM_REQ_UNPLUG_ALL: r = unplug_all(); break;
-    case VIRTIO_MEM_REQ_STATE: r = state(req.addr, req.nb_blocks); break;
+    case VIRTIO_MEM_REQ_PLUG:
+      r = plug(req.addr, req.nb_blocks);
+      break;
+    case VIRTIO_MEM_REQ_UNPLUG:
+      r = unplug(req.addr, req.nb_blocks);
+      break;
+    case VIRTIO_MEM_REQ_UNPLUG_ALL:
+      r = unplug_all();
+      break;
+    case VIRTIO_MEM_REQ_STATE:
+      r = state(req.addr, req.nb_blocks);
+      break;
     default:
       ++counters_.protocol_violations;
       return Response{RespType::Error, BlockState::Unplugged};
@@ -175,8 +187,8 @@ Response VirtioMemDevice::plug(uint64_t gpa, uint16_t nb_blocks) {
   // Block states are only looked at for a valid range: an invalid one may lie outside the bitmap.
   const bool wrong_state = valid && !bitmap_.is_range_unplugged(block_of(gpa), nb_blocks);
   const bool over_quota = rules::exceeds_requested(U64{}, plugged_size_, size, requested_size_);
-  const auto verdict = static_cast<RespType>(rules::plug_verdict(
-      U64{}, options_.profile, valid, over_quota, wrong_state, busy_, fault_));
+  const auto verdict = static_cast<RespType>(
+      rules::plug_verdict(U64{}, options_.profile, valid, over_quota, wrong_state, busy_, fault_));
   if (verdict != RespType::Ack) return {verdict};
 
   const uint64_t offset = gpa - options_.addr;
@@ -187,7 +199,8 @@ Response VirtioMemDevice::plug(uint64_t gpa, uint16_t nb_blocks) {
     (void)region_.discard(offset, in_region);
     return {RespType::Busy};
   }
-  if (const uint64_t n = blocks_in_region(gpa, nb_blocks)) bitmap_.set_range_plugged(block_of(gpa), n);
+  if (const uint64_t n = blocks_in_region(gpa, nb_blocks))
+    bitmap_.set_range_plugged(block_of(gpa), n);
   plugged_size_ += size;  // DEV-30
   sync_config();
   config_changed(false);  // DEV-10: plugged_size alone is not notified
@@ -198,7 +211,8 @@ Response VirtioMemDevice::unplug(uint64_t gpa, uint16_t nb_blocks) {
   const bool valid = valid_range(gpa, nb_blocks);
   bool wrong_state = valid && !bitmap_.is_range_plugged(block_of(gpa), nb_blocks);
   if (faulty(fault_, Fault::UnplugStateCheckSkipped)) wrong_state = false;
-  const auto verdict = static_cast<RespType>(rules::unplug_verdict(U64{}, valid, wrong_state, busy_));
+  const auto verdict =
+      static_cast<RespType>(rules::unplug_verdict(U64{}, valid, wrong_state, busy_));
   if (verdict != RespType::Ack) return {verdict};
 
   const uint64_t offset = gpa - options_.addr;
@@ -210,7 +224,8 @@ Response VirtioMemDevice::unplug(uint64_t gpa, uint16_t nb_blocks) {
     return {RespType::Busy};
   }
   if (hooks_ != nullptr) hooks_->discard(offset, size);
-  if (const uint64_t n = blocks_in_region(gpa, nb_blocks)) bitmap_.set_range_unplugged(block_of(gpa), n);
+  if (const uint64_t n = blocks_in_region(gpa, nb_blocks))
+    bitmap_.set_range_unplugged(block_of(gpa), n);
   if (!faulty(fault_, Fault::UnplugPluggedSizeStale)) {
     plugged_size_ -= uint64_t{nb_blocks} * options_.block_size;  // DEV-37
   }
@@ -239,9 +254,10 @@ bool VirtioMemDevice::unplug_everything() {
     }
   } else if (bitmap_.count() != 0) {
     if (busy_) return false;
-    const bool discarded = bitmap_.for_each_run(true, 0, bitmap_.size(), [&](uint64_t first, uint64_t n) {
-      return region_.discard(first * options_.block_size, n * options_.block_size).has_value();
-    });
+    const bool discarded =
+        bitmap_.for_each_run(true, 0, bitmap_.size(), [&](uint64_t first, uint64_t n) {
+          return region_.discard(first * options_.block_size, n * options_.block_size).has_value();
+        });
     if (!discarded) {
       ++counters_.discard_failures;
       return false;
@@ -258,7 +274,8 @@ bool VirtioMemDevice::unplug_everything() {
   // DEV-43: the usable region may shrink here, without a notification.
   resize_usable_region(true);
   sync_config();
-  if (usable_region_size_ != usable_before || plugged_size_ != plugged_before) config_changed(false);
+  if (usable_region_size_ != usable_before || plugged_size_ != plugged_before)
+    config_changed(false);
   return true;
 }
 
@@ -269,8 +286,8 @@ Response VirtioMemDevice::state(uint64_t gpa, uint16_t nb_blocks) const {
   const uint64_t first = block_of(gpa);
   const uint64_t n = blocks_in_region(gpa, nb_blocks);
   if (n == 0) return {RespType::Ack, BlockState::Unplugged};
-  const auto s = static_cast<BlockState>(rules::state_of(
-      U64{}, bitmap_.is_range_plugged(first, n), bitmap_.is_range_unplugged(first, n)));
+  const auto s = static_cast<BlockState>(rules::state_of(U64{}, bitmap_.is_range_plugged(first, n),
+                                                         bitmap_.is_range_unplugged(first, n)));
   return {RespType::Ack, s};  // DEV-47, DEV-48
 }
 

@@ -14,11 +14,11 @@ VMEM_NAMESPACE_BEGIN
 enum class Tristate : uint8_t { Auto, On, Off };
 
 struct DeviceOptions {
-  uint64_t addr = 4ULL << 30;          // guest-physical start of the region (config `addr`)
-  uint64_t region_size = 4ULL << 30;   // config `region_size`
-  uint64_t block_size = 2ULL << 20;    // config `block_size`: a power of two >= the page size
-  uint16_t node_id = 0;                // config `node_id`, meaningful with ACPI_PXM
-  uint64_t requested_size = 0;         // the host's initial target
+  uint64_t addr = 4ULL << 30;         // guest-physical start of the region (config `addr`)
+  uint64_t region_size = 4ULL << 30;  // config `region_size`
+  uint64_t block_size = 2ULL << 20;   // config `block_size`: a power of two >= the page size
+  uint16_t node_id = 0;               // config `node_id`, meaningful with ACPI_PXM
+  uint64_t requested_size = 0;        // the host's initial target
   // How far the usable region reaches past requested_size; QEMU uses 256 MiB on x86 and s390x,
   // 1 GiB on arm.
   uint64_t usable_extent = 256ULL << 20;

@@ -28,8 +28,7 @@ constexpr std::array kCatalog = {
     FaultInfo{Fault::SystemResetKeepsBlocks, "system-reset-keeps-blocks",
               "a system reset leaves blocks plugged", "DEV-22"},
     FaultInfo{Fault::ResizeWithoutNotification, "resize-without-notification",
-              "a host resize changes requested_size without a config change notification",
-              "DEV-9"},
+              "a host resize changes requested_size without a config change notification", "DEV-9"},
     FaultInfo{Fault::MigrationTrustsPluggedSize, "migration-trusts-plugged-size",
               "migration load takes plugged_size from the stream instead of the bitmap",
               "DEV-3 (after load)"},
@@ -39,7 +38,9 @@ constexpr std::array kCatalog = {
 
 }  // namespace
 
-std::span<const FaultInfo> fault_catalog() { return kCatalog; }
+std::span<const FaultInfo> fault_catalog() {
+  return kCatalog;
+}
 
 std::optional<Fault> fault_from_name(std::string_view name) {
   if (name.empty() || name == "none") return Fault::None;

@@ -43,6 +43,8 @@ std::optional<Fault> fault_from_name(std::string_view name);
 std::string_view fault_name(Fault f);
 
 // True when `f` is the active fault. Constant false in the normal build.
-constexpr bool faulty(Fault active, Fault f) { return kMutantsBuild && active == f; }
+constexpr bool faulty(Fault active, Fault f) {
+  return kMutantsBuild && active == f;
+}
 
 VMEM_NAMESPACE_END

@@ -14,8 +14,8 @@ struct Machine {
   static constexpr uint64_t kRamBase = 0;
   static constexpr uint64_t kRamSize = 64ULL << 20;
 
-  static Result<std::unique_ptr<Machine>> create(const DeviceOptions& options,
-                                                 BackingKind device_backing = BackingKind::Anonymous);
+  static Result<std::unique_ptr<Machine>> create(
+      const DeviceOptions& options, BackingKind device_backing = BackingKind::Anonymous);
 
   GuestMemory mem;
   MemoryRegion* ram = nullptr;

@@ -13,10 +13,10 @@
 // Nothing may follow. Loading checks everything against the target before changing it, like
 // QEMU's virtio_mem_mig_sanity_checks_post_load(), and recomputes plugged_size from the bitmap
 // instead of trusting the stream (a bug class Cloud Hypervisor and Firecracker shipped).
+#include <fmt/format.h>
+
 #include <array>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "reference/base/byte_stream.h"
 #include "reference/mem/device.h"
@@ -38,11 +38,11 @@ struct Loaded {
   std::vector<uint64_t> words;
 };
 
-#define VMEM_GET(reader, type, dst, name) \
-  do {                                    \
-    auto v_ = (reader).get<type>(name);   \
+#define VMEM_GET(reader, type, dst, name)               \
+  do {                                                  \
+    auto v_ = (reader).get<type>(name);                 \
     if (!v_.has_value()) return unexpected(v_.error()); \
-    (dst) = *v_;                          \
+    (dst) = *v_;                                        \
   } while (false)
 
 Result<Loaded> parse(std::span<const uint8_t> stream) {
@@ -56,7 +56,8 @@ Result<Loaded> parse(std::span<const uint8_t> stream) {
   uint32_t version = 0;
   VMEM_GET(r, uint32_t, version, "version");
   if (version != kVersion) {
-    return unexpected(Error{fmt::format("stream version {} is not the supported {}", version, kVersion)});
+    return unexpected(
+        Error{fmt::format("stream version {} is not the supported {}", version, kVersion)});
   }
   VMEM_GET(r, uint64_t, l.addr, "addr");
   VMEM_GET(r, uint64_t, l.region_size, "region_size");
@@ -102,10 +103,12 @@ Result<Loaded> parse(std::span<const uint8_t> stream) {
   uint64_t nwords = 0;
   VMEM_GET(r, uint64_t, nwords, "bitmap word count");
   if (nwords > r.remaining() / 8) {
-    return unexpected(Error{fmt::format("bitmap of {} words but only {} bytes left", nwords, r.remaining())});
+    return unexpected(
+        Error{fmt::format("bitmap of {} words but only {} bytes left", nwords, r.remaining())});
   }
   l.words.resize(nwords);
-  for (auto& w : l.words) VMEM_GET(r, uint64_t, w, "bitmap");
+  for (auto& w : l.words)
+    VMEM_GET(r, uint64_t, w, "bitmap");
   if (r.remaining() != 0) {
     return unexpected(Error{fmt::format("{} unexpected bytes after the bitmap", r.remaining())});
   }
@@ -117,7 +120,8 @@ Result<Loaded> parse(std::span<const uint8_t> stream) {
 template <class T>
 Status same(std::string_view what, T theirs, T ours) {
   if (theirs == ours) return ok();
-  return unexpected(Error{fmt::format("Property '{}' changed from {:#x} to {:#x}", what, theirs, ours)});
+  return unexpected(
+      Error{fmt::format("Property '{}' changed from {:#x} to {:#x}", what, theirs, ours)});
 }
 
 }  // namespace
@@ -156,7 +160,8 @@ std::vector<uint8_t> VirtioMemDevice::save() const {
     w.put(static_cast<uint8_t>(q.signalled_used_valid));
   }
   w.put(static_cast<uint64_t>(bitmap_.words().size()));
-  for (uint64_t word : bitmap_.words()) w.put(word);
+  for (uint64_t word : bitmap_.words())
+    w.put(word);
   return w.take();
 }
 
@@ -179,7 +184,8 @@ Status VirtioMemDevice::load(std::span<const uint8_t> stream) {
                                     std::pair{"usable_region_size", l.usable_region_size},
                                     std::pair{"plugged_size", l.plugged_size}}) {
     if (value % bs != 0) {
-      return unexpected(Error{fmt::format("{} {:#x} is not a multiple of block-size {:#x}", name, value, bs)});
+      return unexpected(
+          Error{fmt::format("{} {:#x} is not a multiple of block-size {:#x}", name, value, bs)});
     }
   }
   if (l.usable_region_size > options_.region_size) {
@@ -193,9 +199,10 @@ Status VirtioMemDevice::load(std::span<const uint8_t> stream) {
   auto bitmap = BlockBitmap::from_words(options_.region_size / bs, l.words);
   if (!bitmap.has_value()) return unexpected(bitmap.error());
   const uint64_t usable_blocks = l.usable_region_size / bs;
-  if (const uint64_t b = bitmap->find_next(true, usable_blocks, bitmap->size()); b != bitmap->size()) {
-    return unexpected(Error{fmt::format("block {} is plugged but beyond the usable region ({} blocks)",
-                                        b, usable_blocks)});
+  if (const uint64_t b = bitmap->find_next(true, usable_blocks, bitmap->size());
+      b != bitmap->size()) {
+    return unexpected(Error{fmt::format(
+        "block {} is plugged but beyond the usable region ({} blocks)", b, usable_blocks)});
   }
   uint64_t plugged_size = bitmap->count() * bs;
   if (faulty(fault_, Fault::MigrationTrustsPluggedSize)) {
@@ -214,7 +221,8 @@ Status VirtioMemDevice::load(std::span<const uint8_t> stream) {
     bitmap->for_each_run(true, 0, bitmap->size(), [&](uint64_t first, uint64_t n) {
       auto s = hooks_->populate(first * bs, n * bs);
       if (!s.has_value()) {
-        refused = unexpected(Error{fmt::format("a listener refused the populate replay: {}", s.error().message)});
+        refused = unexpected(
+            Error{fmt::format("a listener refused the populate replay: {}", s.error().message)});
         return false;
       }
       announced_end = first + n;

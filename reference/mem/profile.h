@@ -18,9 +18,12 @@ enum class Profile : uint8_t {
 
 constexpr std::string_view profile_name(Profile p) {
   switch (p) {
-    case Profile::Spec: return "spec";
-    case Profile::Qemu: return "qemu";
-    case Profile::Qemu72: return "qemu-7.2";
+    case Profile::Spec:
+      return "spec";
+    case Profile::Qemu:
+      return "qemu";
+    case Profile::Qemu72:
+      return "qemu-7.2";
   }
   return "?";
 }

@@ -15,7 +15,8 @@ uint8_t RequestDriver::initialize(std::optional<uint64_t> features) {
   const uint64_t f = features.value_or(d.device_features());
   d.write_driver_features(0, static_cast<uint32_t>(f));
   d.write_driver_features(1, static_cast<uint32_t>(f >> 32));
-  d.write_status(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+  d.write_status(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+                 VIRTIO_CONFIG_S_FEATURES_OK);
   if (!(d.status() & VIRTIO_CONFIG_S_FEATURES_OK)) return d.status();
   queue_.reset();
   SplitQueue& q = d.queue(0);
@@ -35,12 +36,14 @@ Result<DriverResult> RequestDriver::send(const WireRequest& request, const Chain
   std::vector<uint8_t> req(bytes.begin(), bytes.end());
   // The shape may frame more or fewer readable bytes than 24, to build short or long requests.
   uint64_t readable = 0;
-  for (uint32_t n : shape.readable) readable += n;
+  for (uint32_t n : shape.readable)
+    readable += n;
   req.resize(readable, 0);
   // Chains take consecutive slots; wrap to the start when the table runs out (one request is
   // in flight at a time, so the slots are free again).
   const uint16_t pieces = static_cast<uint16_t>(shape.readable.size() + shape.writable.size());
-  if (shape.indirect ? next_slot_ + 1 > queue_.size() : next_slot_ + pieces > queue_.size()) next_slot_ = 0;
+  if (shape.indirect ? next_slot_ + 1 > queue_.size() : next_slot_ + pieces > queue_.size())
+    next_slot_ = 0;
   auto head = queue_.build_chain(next_slot_, req, shape);
   if (!head) return unexpected(Error{"the chain shape does not fit the queue"});
   next_slot_ = static_cast<uint16_t>(next_slot_ + (shape.indirect ? 1 : pieces));
@@ -49,8 +52,8 @@ Result<DriverResult> RequestDriver::send(const WireRequest& request, const Chain
   auto used = queue_.pop_used();
   if (!used) {
     if (device_.broken()) {
-      return unexpected(Error{fmt::format("no response; the device needs a reset: {}",
-                                          device_.broken_reason())});
+      return unexpected(
+          Error{fmt::format("no response; the device needs a reset: {}", device_.broken_reason())});
     }
     return unexpected(Error{"no response: the device did not use the chain"});
   }
@@ -58,13 +61,16 @@ Result<DriverResult> RequestDriver::send(const WireRequest& request, const Chain
     return unexpected(Error{fmt::format("used element id {} is not the head {}", used->id, *head)});
   }
   uint32_t writable = 0;
-  for (uint32_t n : shape.writable) writable += n;
+  for (uint32_t n : shape.writable)
+    writable += n;
   const auto raw = queue_.read_response(*head, std::min<uint32_t>(writable, kResponseSize));
   if (raw.size() < kResponseSize) {
     return unexpected(Error{fmt::format("response has {} bytes", raw.size())});
   }
-  const WireResponse w = decode_response(std::span<const uint8_t, kResponseSize>(raw.data(), kResponseSize));
-  return DriverResult{Response{static_cast<RespType>(w.type), static_cast<BlockState>(w.state)}, used->len};
+  const WireResponse w =
+      decode_response(std::span<const uint8_t, kResponseSize>(raw.data(), kResponseSize));
+  return DriverResult{Response{static_cast<RespType>(w.type), static_cast<BlockState>(w.state)},
+                      used->len};
 }
 
 Result<Response> RequestDriver::request(uint16_t type, uint64_t addr, uint16_t nb_blocks) {

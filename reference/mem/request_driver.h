@@ -29,7 +29,8 @@ class RequestDriver {
 
   // Sends one request split as `shape` says, notifies, and reads the response. An error says
   // why no response came (e.g. the device set NEEDS_RESET).
-  Result<DriverResult> send(const WireRequest& request, const ChainShape& shape = {{24}, {10}, false});
+  Result<DriverResult> send(const WireRequest& request,
+                            const ChainShape& shape = {{24}, {10}, false});
   // Convenience: the response alone; aborts the test helper's caller on a missing response.
   Result<Response> request(uint16_t type, uint64_t addr = 0, uint16_t nb_blocks = 0);
 

@@ -46,7 +46,8 @@ B<M> valid_range(const M& m, W<M> region_addr, W<M> usable_region_size, W<M> blo
   if (faulty(fault, Fault::RangeNoWrapCheck)) no_wrap = m.truth(true);
   const B<M> starts_inside = m.both(m.ule(region_addr, gpa), m.ult(gpa, usable_end));
   B<M> ends_inside = m.ule(end, usable_end);
-  if (faulty(fault, Fault::RangeEndOffByOne)) ends_inside = m.ule(end, m.add(usable_end, block_size));
+  if (faulty(fault, Fault::RangeEndOffByOne))
+    ends_inside = m.ule(end, m.add(usable_end, block_size));
 
   return m.both(m.both(aligned, nonempty), m.both(no_wrap, m.both(starts_inside, ends_inside)));
 }
@@ -91,18 +92,18 @@ W<M> plug_verdict(const M& m, Profile profile, B<M> valid, B<M> over_quota, B<M>
 // DEV-33, DEV-34, then BUSY (DEV-35), then DEV-36. There is no plug limit for UNPLUG.
 template <WordModel M>
 W<M> unplug_verdict(const M& m, B<M> valid, B<M> wrong_state, B<M> busy) {
-  return m.select(m.negate(valid), m.lit(VIRTIO_MEM_RESP_ERROR),
-                  m.select(wrong_state, m.lit(VIRTIO_MEM_RESP_ERROR),
-                           m.select(busy, m.lit(VIRTIO_MEM_RESP_BUSY), m.lit(VIRTIO_MEM_RESP_ACK))));
+  return m.select(
+      m.negate(valid), m.lit(VIRTIO_MEM_RESP_ERROR),
+      m.select(wrong_state, m.lit(VIRTIO_MEM_RESP_ERROR),
+               m.select(busy, m.lit(VIRTIO_MEM_RESP_BUSY), m.lit(VIRTIO_MEM_RESP_ACK))));
 }
 
 // UNPLUG_ALL answers only ACK or BUSY (DEV-40, DEV-41). Upstream QEMU is busy only if something is
 // plugged; QEMU 7.2 busy-checks unconditionally.
 template <WordModel M>
 W<M> unplug_all_verdict(const M& m, Profile profile, B<M> busy, W<M> plugged_size) {
-  const B<M> refuses = profile == Profile::Qemu72
-                           ? busy
-                           : m.both(busy, m.negate(m.eq(plugged_size, m.lit(0))));
+  const B<M> refuses =
+      profile == Profile::Qemu72 ? busy : m.both(busy, m.negate(m.eq(plugged_size, m.lit(0))));
   return m.select(refuses, m.lit(VIRTIO_MEM_RESP_BUSY), m.lit(VIRTIO_MEM_RESP_ACK));
 }
 
@@ -115,9 +116,9 @@ W<M> state_verdict(const M& m, B<M> valid) {
 // DEV-48: PLUGGED if every block is plugged, UNPLUGGED if none is, MIXED otherwise.
 template <WordModel M>
 W<M> state_of(const M& m, B<M> all_plugged, B<M> all_unplugged) {
-  return m.select(all_plugged, m.lit(VIRTIO_MEM_STATE_PLUGGED),
-                  m.select(all_unplugged, m.lit(VIRTIO_MEM_STATE_UNPLUGGED),
-                           m.lit(VIRTIO_MEM_STATE_MIXED)));
+  return m.select(
+      all_plugged, m.lit(VIRTIO_MEM_STATE_PLUGGED),
+      m.select(all_unplugged, m.lit(VIRTIO_MEM_STATE_UNPLUGGED), m.lit(VIRTIO_MEM_STATE_MIXED)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,11 +140,10 @@ template <WordModel M>
 W<M> resized_usable_region(const M& m, W<M> region_size, W<M> block_size, W<M> extent,
                            W<M> requested_size, W<M> current, B<M> can_shrink,
                            Fault fault = Fault::None) {
-  const W<M> wanted = m.select(m.add_overflows(requested_size, extent), region_size,
-                               m.add(requested_size, extent));
+  const W<M> wanted =
+      m.select(m.add_overflows(requested_size, extent), region_size, m.add(requested_size, extent));
   const W<M> capped = m.select(m.ult(region_size, wanted), region_size, wanted);
-  W<M> target = m.select(m.eq(requested_size, m.lit(0)), m.lit(0),
-                         round_up(m, capped, block_size));
+  W<M> target = m.select(m.eq(requested_size, m.lit(0)), m.lit(0), round_up(m, capped, block_size));
   if (faulty(fault, Fault::UnplugAllUsableBelowRequested)) {
     target = m.select(can_shrink, m.lit(0), target);
   }
@@ -187,8 +187,8 @@ W<M> range_mask(const M& m, uint64_t word_index, W<M> first, W<M> end) {
 // True when every block of [first, end) inside the window is plugged (or, with `plugged` false,
 // unplugged).
 template <WordModel M>
-B<M> range_is(const M& m, std::span<const W<M>> window, uint64_t first_word, W<M> first,
-              W<M> end, bool plugged) {
+B<M> range_is(const M& m, std::span<const W<M>> window, uint64_t first_word, W<M> first, W<M> end,
+              bool plugged) {
   B<M> all = m.truth(true);
   for (std::size_t i = 0; i < window.size(); ++i) {
     const W<M> mask = range_mask(m, first_word + i, first, end);

@@ -66,9 +66,9 @@ enum class BlockState : uint16_t {
 // struct virtio_mem_req. `type` is kept raw: an unknown type is a value, not a decoding error.
 struct WireRequest {
   uint16_t type = 0;
-  std::array<uint16_t, 3> padding{};  // bytes 2..7, ignored by the device (DEV-24/31/38/44)
-  uint64_t addr = 0;                  // bytes 8..15
-  uint16_t nb_blocks = 0;             // bytes 16..17
+  std::array<uint16_t, 3> padding{};          // bytes 2..7, ignored by the device (DEV-24/31/38/44)
+  uint64_t addr = 0;                          // bytes 8..15
+  uint16_t nb_blocks = 0;                     // bytes 16..17
   std::array<uint16_t, 3> payload_padding{};  // bytes 18..23 (DEV-25/32/39/45)
   friend bool operator==(const WireRequest&, const WireRequest&) = default;
 };

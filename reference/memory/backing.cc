@@ -1,6 +1,7 @@
 #include "reference/memory/backing.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,13 +12,13 @@
 #include <sstream>
 #include <vector>
 
-#include <fmt/format.h>
-
 VMEM_NAMESPACE_BEGIN
 
 namespace {
 
-Error errno_error(const char* what) { return Error{fmt::format("{}: {}", what, std::strerror(errno))}; }
+Error errno_error(const char* what) {
+  return Error{fmt::format("{}: {}", what, std::strerror(errno))};
+}
 
 // /proc/self/pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
 constexpr uint64_t kPagemapPresent = 1ULL << 63;
@@ -28,14 +29,19 @@ constexpr uint64_t kPagemapExclusive = 1ULL << 56;
 
 const char* to_string(BackingKind k) {
   switch (k) {
-    case BackingKind::Anonymous: return "anonymous";
-    case BackingKind::Shared: return "shared";
-    case BackingKind::Null: return "null";
+    case BackingKind::Anonymous:
+      return "anonymous";
+    case BackingKind::Shared:
+      return "shared";
+    case BackingKind::Null:
+      return "null";
   }
   return "?";
 }
 
-uint64_t host_page_size() { return static_cast<uint64_t>(sysconf(_SC_PAGESIZE)); }
+uint64_t host_page_size() {
+  return static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
 
 uint64_t thp_size() {
   std::ifstream f("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size");
@@ -47,7 +53,8 @@ uint64_t thp_size() {
 Result<Backing> Backing::create(BackingKind kind, uint64_t size) {
   if (kind == BackingKind::Null || size == 0) return Backing(kind, size, nullptr, -1);
   if (size % host_page_size() != 0) {
-    return unexpected(Error{fmt::format("backing size {:#x} is not a multiple of the page size", size)});
+    return unexpected(
+        Error{fmt::format("backing size {:#x} is not a multiple of the page size", size)});
   }
   int fd = -1;
   if (kind == BackingKind::Shared) {
@@ -84,7 +91,8 @@ Result<Backing> Backing::create(BackingKind kind, uint64_t size) {
   return Backing(kind, size, static_cast<uint8_t*>(p), fd);
 }
 
-Backing::Backing(Backing&& o) noexcept : kind_(o.kind_), size_(o.size_), data_(o.data_), fd_(o.fd_) {
+Backing::Backing(Backing&& o) noexcept
+    : kind_(o.kind_), size_(o.size_), data_(o.data_), fd_(o.fd_) {
   o.data_ = nullptr;
   o.fd_ = -1;
   o.size_ = 0;
@@ -104,7 +112,9 @@ Backing& Backing::operator=(Backing&& o) noexcept {
   return *this;
 }
 
-Backing::~Backing() { release(); }
+Backing::~Backing() {
+  release();
+}
 
 void Backing::release() {
   if (data_ != nullptr) munmap(data_ - host_page_size(), size_ + 2 * host_page_size());
@@ -116,8 +126,8 @@ void Backing::release() {
 Status Backing::discard(uint64_t offset, uint64_t size) {
   if (data_ == nullptr || size == 0) return ok();
   if (offset > size_ || size > size_ - offset) {
-    return unexpected(Error{fmt::format("discard [{:#x}, +{:#x}) outside a {:#x}-byte backing",
-                                        offset, size, size_)});
+    return unexpected(Error{
+        fmt::format("discard [{:#x}, +{:#x}) outside a {:#x}-byte backing", offset, size, size_)});
   }
   if (kind_ == BackingKind::Shared) {
     if (fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
@@ -126,7 +136,8 @@ Status Backing::discard(uint64_t offset, uint64_t size) {
     }
     return ok();
   }
-  if (madvise(data_ + offset, size, MADV_DONTNEED) != 0) return unexpected(errno_error("madvise(DONTNEED)"));
+  if (madvise(data_ + offset, size, MADV_DONTNEED) != 0)
+    return unexpected(errno_error("madvise(DONTNEED)"));
   return ok();
 }
 
@@ -175,7 +186,8 @@ Result<uint64_t> Backing::resident_bytes(uint64_t offset, uint64_t size) const {
   if (mincore(reinterpret_cast<void*>(first * page), (last - first) * page, vec.data()) != 0) {
     return unexpected(errno_error("mincore"));
   }
-  for (unsigned char v : vec) resident += (v & 1) ? page : 0;
+  for (unsigned char v : vec)
+    resident += (v & 1) ? page : 0;
   return resident;
 }
 

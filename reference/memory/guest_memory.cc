@@ -1,16 +1,18 @@
 #include "reference/memory/guest_memory.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
-
-#include <fmt/format.h>
 
 VMEM_NAMESPACE_BEGIN
 
 const char* to_string(MemoryError e) {
   switch (e) {
-    case MemoryError::Unmapped: return "guest address not backed by any region";
-    case MemoryError::NoBacking: return "guest address in a region without memory (null backing)";
+    case MemoryError::Unmapped:
+      return "guest address not backed by any region";
+    case MemoryError::NoBacking:
+      return "guest address in a region without memory (null backing)";
   }
   return "?";
 }
@@ -27,7 +29,8 @@ Result<MemoryRegion*> GuestMemory::add_region(std::string name, uint64_t gpa, Ba
                                           name, gpa, gpa + size, r->name, r->gpa, r->end())});
     }
   }
-  auto region = std::make_unique<MemoryRegion>(MemoryRegion{std::move(name), gpa, std::move(backing)});
+  auto region =
+      std::make_unique<MemoryRegion>(MemoryRegion{std::move(name), gpa, std::move(backing)});
   MemoryRegion* raw = region.get();
   auto pos = std::upper_bound(regions_.begin(), regions_.end(), gpa,
                               [](uint64_t a, const auto& r) { return a < r->gpa; });

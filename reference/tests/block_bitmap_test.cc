@@ -86,20 +86,23 @@ TEST(BlockBitmapTest, RandomUpdatesMatchANaiveModel) {
     } else {
       b.set_range_unplugged(first, len);
     }
-    for (uint64_t k = first; k < first + len; ++k) model[k] = plug;
+    for (uint64_t k = first; k < first + len; ++k)
+      model[k] = plug;
     if (i % 97 == 0) {
       b.clear_all();
       std::fill(model.begin(), model.end(), false);
     }
     const uint64_t probe = rng() % n;
     uint64_t next = probe;
-    while (next < n && !model[next]) ++next;
+    while (next < n && !model[next])
+      ++next;
     ASSERT_EQ(b.find_next(true, probe, n), next);
   }
   uint64_t count = 0;
   std::vector<bool> rebuilt(n, false);
   b.for_each_run(true, 0, n, [&](uint64_t f, uint64_t len) {
-    for (uint64_t k = f; k < f + len; ++k) rebuilt[k] = true;
+    for (uint64_t k = f; k < f + len; ++k)
+      rebuilt[k] = true;
     count += len;
     return true;
   });

@@ -21,7 +21,9 @@ class DeviceTest : public ::testing::TestWithParam<Profile> {
 
 VMEM_NAMESPACE_BEGIN
 // Test names then say "spec" instead of "1-byte object <00>".
-void PrintTo(Profile p, std::ostream* os) { *os << profile_name(p); }
+void PrintTo(Profile p, std::ostream* os) {
+  *os << profile_name(p);
+}
 VMEM_NAMESPACE_END
 
 namespace vmem::testing {
@@ -32,7 +34,7 @@ INSTANTIATE_TEST_SUITE_P(Profiles, DeviceTest,
                          [](const auto& p) {
                            return p.param == Profile::Spec   ? std::string("spec")
                                   : p.param == Profile::Qemu ? std::string("qemu")
-                                                                : std::string("qemu72");
+                                                             : std::string("qemu72");
                          });
 
 // --- PLUG ------------------------------------------------------------------------------------
@@ -93,7 +95,8 @@ TEST_P(DeviceTest, OverQuotaPlugOverPluggedBlocksFollowsTheProfile) {
   ASSERT_EQ(t_.plug(t_.block(0), 64), RespType::Ack);
   // Both over the requested size and overlapping plugged blocks: the spec's MUST (DEV-27) says
   // ERROR; QEMU checks the plug limit first and answers NACK.
-  EXPECT_EQ(t_.plug(t_.block(63), 2), profile() == Profile::Spec ? RespType::Error : RespType::Nack);
+  EXPECT_EQ(t_.plug(t_.block(63), 2),
+            profile() == Profile::Spec ? RespType::Error : RespType::Nack);
 }
 
 // --- UNPLUG ----------------------------------------------------------------------------------
@@ -149,11 +152,14 @@ TEST_P(DeviceTest, Dev38To42UnplugAllIgnoresPayloadAndUnplugsEverything) {
   ASSERT_TRUE(res.has_value());
   EXPECT_EQ(res->response.type, RespType::Ack);
   EXPECT_EQ(t_.cfg().plugged_size, 0u);
-  EXPECT_EQ(t_.state(t_.cfg().addr, static_cast<uint16_t>(t_.cfg().usable_region_size / (2 * kMiB))).state,
+  EXPECT_EQ(t_.state(t_.cfg().addr, static_cast<uint16_t>(t_.cfg().usable_region_size / (2 * kMiB)))
+                .state,
             BlockState::Unplugged);
 }
 
-TEST_P(DeviceTest, Dev41UnplugAllWithNothingPluggedIsAcked) { EXPECT_EQ(t_.unplug_all(), RespType::Ack); }
+TEST_P(DeviceTest, Dev41UnplugAllWithNothingPluggedIsAcked) {
+  EXPECT_EQ(t_.unplug_all(), RespType::Ack);
+}
 
 TEST_P(DeviceTest, Dev43UnplugAllShrinksTheUsableRegionSilently) {
   ASSERT_TRUE(t_.dev().set_requested_size(512 * kMiB).has_value());
@@ -247,7 +253,9 @@ struct Violation {
   uint16_t type;
 };
 
-void PrintTo(const Violation& v, std::ostream* os) { *os << v.name; }
+void PrintTo(const Violation& v, std::ostream* os) {
+  *os << v.name;
+}
 
 class ProtocolViolationTest : public ::testing::TestWithParam<Violation> {};
 
@@ -295,13 +303,15 @@ TEST(DeviceQueueTest, SpecProfileConsumesNothingBeforeDriverOk) {
   d.write_status(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
   d.write_driver_features(0, static_cast<uint32_t>(d.device_features()));
   d.write_driver_features(1, static_cast<uint32_t>(d.device_features() >> 32));
-  d.write_status(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+  d.write_status(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+                 VIRTIO_CONFIG_S_FEATURES_OK);
   DriverQueue& q = t.drv().queue();
   d.queue(0).set_desc_table(q.desc_table());
   d.queue(0).set_avail_ring(q.avail_ring());
   d.queue(0).set_used_ring(q.used_ring());
   d.queue(0).set_ready(true);
-  auto head = q.build_chain(0, encode_request({VIRTIO_MEM_REQ_STATE, {}, t.block(0), 1, {}}), {{24}, {10}, false});
+  auto head = q.build_chain(0, encode_request({VIRTIO_MEM_REQ_STATE, {}, t.block(0), 1, {}}),
+                            {{24}, {10}, false});
   q.publish(*head);
   d.notify_queue(0);
   EXPECT_EQ(d.queue(0).popped(), 0u);
@@ -313,7 +323,8 @@ TEST(DeviceFeaturesTest, Dev12UnpluggedInaccessibleOfferedMustBeAccepted) {
   Testbed t = make_testbed(small_options(), BackingKind::Anonymous, false);
   const uint64_t offered = t.dev().device_features();
   ASSERT_TRUE(offered & feature_bit(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE));
-  const uint8_t status = t.drv().initialize(offered & ~feature_bit(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE));
+  const uint8_t status =
+      t.drv().initialize(offered & ~feature_bit(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE));
   EXPECT_EQ(status, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER) << "FEATURES_OK refused";
   EXPECT_EQ(t.drv().initialize(offered), 0x0f);
 }
@@ -321,7 +332,9 @@ TEST(DeviceFeaturesTest, Dev12UnpluggedInaccessibleOfferedMustBeAccepted) {
 TEST(DeviceFeaturesTest, Version1AndOnlyOfferedFeatures) {
   Testbed t = make_testbed(small_options(), BackingKind::Anonymous, false);
   const uint64_t offered = t.dev().device_features();
-  EXPECT_EQ(t.drv().initialize(offered & ~feature_bit(VIRTIO_F_VERSION_1)) & VIRTIO_CONFIG_S_FEATURES_OK, 0);
+  EXPECT_EQ(
+      t.drv().initialize(offered & ~feature_bit(VIRTIO_F_VERSION_1)) & VIRTIO_CONFIG_S_FEATURES_OK,
+      0);
   EXPECT_EQ(t.drv().initialize(offered | feature_bit(20)) & VIRTIO_CONFIG_S_FEATURES_OK, 0);
   EXPECT_EQ(t.drv().initialize(offered), 0x0f);
 }
@@ -475,7 +488,8 @@ TEST(DeviceResidencyTest, UnpluggedBlocksAreNotResidentEvenAfterACpuRead) {
   Testbed t = make_testbed(o);
   Backing& region = t.machine->device_region->backing;
   ASSERT_EQ(t.plug(t.block(0), 4), RespType::Ack);
-  for (uint64_t b = 0; b < 4; ++b) std::fill_n(region.data() + b * 2 * kMiB, 2 * kMiB, 0x77);
+  for (uint64_t b = 0; b < 4; ++b)
+    std::fill_n(region.data() + b * 2 * kMiB, 2 * kMiB, 0x77);
   EXPECT_EQ(*region.resident_bytes(0, 8 * kMiB), 8 * kMiB);
   ASSERT_EQ(t.unplug(t.block(1), 2), RespType::Ack);
   EXPECT_EQ(*region.resident_bytes(2 * kMiB, 4 * kMiB), 0u);

@@ -11,8 +11,10 @@ constexpr uint64_t kMiB = 1ULL << 20;
 
 TEST(GuestMemoryTest, AccessesMaySpanAdjacentRegions) {
   GuestMemory mem;
-  ASSERT_TRUE(mem.add_region("low", 0, std::move(*Backing::create(BackingKind::Anonymous, kMiB))).has_value());
-  ASSERT_TRUE(mem.add_region("high", kMiB, std::move(*Backing::create(BackingKind::Shared, kMiB))).has_value());
+  ASSERT_TRUE(mem.add_region("low", 0, std::move(*Backing::create(BackingKind::Anonymous, kMiB)))
+                  .has_value());
+  ASSERT_TRUE(mem.add_region("high", kMiB, std::move(*Backing::create(BackingKind::Shared, kMiB)))
+                  .has_value());
   std::vector<uint8_t> in = {1, 2, 3, 4, 5, 6, 7, 8};
   ASSERT_TRUE(mem.write(kMiB - 4, in).has_value());
   std::vector<uint8_t> out(8);
@@ -24,7 +26,8 @@ TEST(GuestMemoryTest, AccessesMaySpanAdjacentRegions) {
 
 TEST(GuestMemoryTest, OutOfRangeAccessIsAnErrorAndChangesNothing) {
   GuestMemory mem;
-  ASSERT_TRUE(mem.add_region("ram", 0, std::move(*Backing::create(BackingKind::Anonymous, kMiB))).has_value());
+  ASSERT_TRUE(mem.add_region("ram", 0, std::move(*Backing::create(BackingKind::Anonymous, kMiB)))
+                  .has_value());
   std::vector<uint8_t> in(16, 0xaa);
   auto w = mem.write(kMiB - 8, in);
   ASSERT_FALSE(w.has_value());
@@ -37,7 +40,9 @@ TEST(GuestMemoryTest, OutOfRangeAccessIsAnErrorAndChangesNothing) {
 
 TEST(GuestMemoryTest, NullBackingIsAddressableButHoldsNothing) {
   GuestMemory mem;
-  ASSERT_TRUE(mem.add_region("dev", 1ULL << 32, std::move(*Backing::create(BackingKind::Null, 1ULL << 40))).has_value());
+  ASSERT_TRUE(
+      mem.add_region("dev", 1ULL << 32, std::move(*Backing::create(BackingKind::Null, 1ULL << 40)))
+          .has_value());
   std::vector<uint8_t> out(8);
   auto r = mem.read(1ULL << 32, out);
   ASSERT_FALSE(r.has_value());
@@ -46,9 +51,13 @@ TEST(GuestMemoryTest, NullBackingIsAddressableButHoldsNothing) {
 
 TEST(GuestMemoryTest, OverlappingRegionsAreRefused) {
   GuestMemory mem;
-  ASSERT_TRUE(mem.add_region("a", 0, std::move(*Backing::create(BackingKind::Null, 2 * kMiB))).has_value());
-  EXPECT_FALSE(mem.add_region("b", kMiB, std::move(*Backing::create(BackingKind::Null, 2 * kMiB))).has_value());
-  EXPECT_FALSE(mem.add_region("c", ~uint64_t{0} - kMiB + 2, std::move(*Backing::create(BackingKind::Null, kMiB))).has_value());
+  ASSERT_TRUE(
+      mem.add_region("a", 0, std::move(*Backing::create(BackingKind::Null, 2 * kMiB))).has_value());
+  EXPECT_FALSE(mem.add_region("b", kMiB, std::move(*Backing::create(BackingKind::Null, 2 * kMiB)))
+                   .has_value());
+  EXPECT_FALSE(mem.add_region("c", ~uint64_t{0} - kMiB + 2,
+                              std::move(*Backing::create(BackingKind::Null, kMiB)))
+                   .has_value());
 }
 
 // Decisions D10: discarded memory is not resident, and a CPU read of a never-written page maps
@@ -78,7 +87,8 @@ TEST(ResidencyTest, ReadOfNeverWrittenAnonymousMemoryIsNotResident) {
   auto b = Backing::create(BackingKind::Anonymous, 8 * kMiB);
   ASSERT_TRUE(b.has_value());
   volatile uint8_t sink = 0;
-  for (uint64_t off = 0; off < 8 * kMiB; off += 4096) sink = sink + b->data()[off];
+  for (uint64_t off = 0; off < 8 * kMiB; off += 4096)
+    sink = sink + b->data()[off];
   EXPECT_EQ(sink, 0);
   EXPECT_EQ(*b->resident_bytes(0, 8 * kMiB), 0u);
 }

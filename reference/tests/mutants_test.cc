@@ -33,7 +33,8 @@ TEST(MutantsTest, RangeEndOffByOneAcceptsABlockPastTheUsableEnd) {
   for (Fault f : {Fault::None, Fault::RangeEndOffByOne}) {
     Testbed t = with_fault(f);
     const uint64_t usable_end = t.cfg().addr + t.cfg().usable_region_size;
-    EXPECT_EQ(t.state(usable_end - 2 * kMiB, 2).type, f == Fault::None ? RespType::Error : RespType::Ack);
+    EXPECT_EQ(t.state(usable_end - 2 * kMiB, 2).type,
+              f == Fault::None ? RespType::Error : RespType::Ack);
   }
 }
 
@@ -116,13 +117,15 @@ TEST(MutantsTest, MigrationTrustsPluggedSizeLoadsALie) {
     Testbed src = with_fault(f);
     ASSERT_EQ(src.plug(src.block(0), 2), RespType::Ack);
     auto stream = src.dev().save();
-    store_le<uint64_t>(stream.data() + 8 + 4 + 8 * 3 + 2 + 1 + 8 + 8 + 16, 8 * kMiB);  // plugged_size
+    store_le<uint64_t>(stream.data() + 8 + 4 + 8 * 3 + 2 + 1 + 8 + 8 + 16,
+                       8 * kMiB);  // plugged_size
     Testbed dst = with_fault(f);
     std::vector<uint8_t> ram(2 * kMiB);  // the queue's rings, as migrated with guest RAM
     ASSERT_TRUE(src.machine->mem.read(0, ram).has_value());
     ASSERT_TRUE(dst.machine->mem.write(0, ram).has_value());
     auto loaded = dst.dev().load(stream);
-    EXPECT_EQ(loaded.has_value(), f != Fault::None) << (loaded.has_value() ? "" : loaded.error().message);
+    EXPECT_EQ(loaded.has_value(), f != Fault::None)
+        << (loaded.has_value() ? "" : loaded.error().message);
   }
 }
 

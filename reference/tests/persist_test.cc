@@ -49,7 +49,9 @@ constexpr std::size_t kOffPlugged = kOffUsable + 8;
 constexpr std::size_t kOffStatus = kOffPlugged + 8;
 constexpr std::size_t kOffDriverFeatures = kOffStatus + 1;
 
-void put64(std::vector<uint8_t>& s, std::size_t off, uint64_t v) { store_le(s.data() + off, v); }
+void put64(std::vector<uint8_t>& s, std::size_t off, uint64_t v) {
+  store_le(s.data() + off, v);
+}
 
 TEST_F(PersistTest, RoundTripPreservesEverythingTheDriverSees) {
   Testbed t = fresh_target();

@@ -86,10 +86,18 @@ TEST(RulesTest, ValidRangeAgreesWithTheOracleOnRandomAndEdgeInputs) {
     const uint64_t usable = region_blocks == 0 ? 0 : (rng() % (region_blocks + 1)) * bs;
     uint64_t gpa = 0;
     switch (rng() % 4) {
-      case 0: gpa = addr + (rng() % (region_blocks + 2)) * bs; break;
-      case 1: gpa = addr + rng() % (region + 1); break;
-      case 2: gpa = edges[rng() % std::size(edges)]; break;
-      default: gpa = rng(); break;
+      case 0:
+        gpa = addr + (rng() % (region_blocks + 2)) * bs;
+        break;
+      case 1:
+        gpa = addr + rng() % (region + 1);
+        break;
+      case 2:
+        gpa = edges[rng() % std::size(edges)];
+        break;
+      default:
+        gpa = rng();
+        break;
     }
     const uint64_t nb = (rng() % 3 == 0) ? rng() % 65536 : rng() % 8;
     ASSERT_EQ(valid(addr, usable, bs, gpa, nb), spec_valid(addr, usable, bs, gpa, nb))
@@ -146,7 +154,8 @@ TEST(RulesTest, StateOfARange) {
   EXPECT_EQ(s(false, false), VIRTIO_MEM_STATE_MIXED);
 }
 
-uint64_t usable(uint64_t region, uint64_t bs, uint64_t extent, uint64_t req, uint64_t cur, bool shrink) {
+uint64_t usable(uint64_t region, uint64_t bs, uint64_t extent, uint64_t req, uint64_t cur,
+                bool shrink) {
   return rules::resized_usable_region(U64{}, region, bs, extent, req, cur, shrink);
 }
 
@@ -182,7 +191,9 @@ TEST(RulesTest, Dev4UsableCoversRequestedForEveryGeometry) {
     ASSERT_LE(req, u);
     ASSERT_LE(u, region);
     ASSERT_EQ(u % bs, 0u);
-    if (!shrink) ASSERT_GE(u, std::min(cur, region));
+    if (!shrink) {
+      ASSERT_GE(u, std::min(cur, region));
+    }
   }
 }
 
@@ -192,7 +203,8 @@ TEST(RulesTest, BitmapRangeOperationsMatchANaiveModel) {
   for (int iter = 0; iter < 20000; ++iter) {
     const uint64_t nwords = 1 + rng() % 5;
     std::vector<uint64_t> words(nwords);
-    for (auto& w : words) w = rng() % 3 == 0 ? 0 : (rng() % 3 == 0 ? ~uint64_t{0} : rng());
+    for (auto& w : words)
+      w = rng() % 3 == 0 ? 0 : (rng() % 3 == 0 ? ~uint64_t{0} : rng());
     const uint64_t nbits = nwords * 64;
     const uint64_t first = rng() % nbits;
     const uint64_t end = first + 1 + rng() % (nbits - first);

@@ -13,7 +13,9 @@ constexpr uint64_t kBase = 0x10000;
 class SplitQueueTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(mem_.add_region("ram", 0, std::move(*Backing::create(BackingKind::Anonymous, 4 * kMiB))).has_value());
+    ASSERT_TRUE(
+        mem_.add_region("ram", 0, std::move(*Backing::create(BackingKind::Anonymous, 4 * kMiB)))
+            .has_value());
     q_.set_size(16);
     q_.set_desc_table(drv_.desc_table());
     q_.set_avail_ring(drv_.avail_ring());
@@ -90,13 +92,17 @@ struct Malformed {
   std::vector<Descriptor> indirect = {};  // written at buf(10)
 };
 
-void PrintTo(const Malformed& m, std::ostream* os) { *os << m.name; }
+void PrintTo(const Malformed& m, std::ostream* os) {
+  *os << m.name;
+}
 
-class MalformedChainTest : public SplitQueueTest, public ::testing::WithParamInterface<Malformed> {};
+class MalformedChainTest : public SplitQueueTest,
+                           public ::testing::WithParamInterface<Malformed> {};
 
 TEST_P(MalformedChainTest, IsRefusedConsumedAndDetached) {
   const Malformed& m = GetParam();
-  for (const auto& [i, d] : m.descs) drv_.write_descriptor(i, d);
+  for (const auto& [i, d] : m.descs)
+    drv_.write_descriptor(i, d);
   for (std::size_t i = 0; i < m.indirect.size(); ++i) {
     drv_.write_descriptor(buf(10), static_cast<uint16_t>(i), m.indirect[i]);
   }
@@ -113,34 +119,57 @@ constexpr uint16_t N = VIRTQ_DESC_F_NEXT, WR = VIRTQ_DESC_F_WRITE, IND = VIRTQ_D
 INSTANTIATE_TEST_SUITE_P(
     Chains, MalformedChainTest,
     ::testing::Values(
-        Malformed{"LoopOfTwo", {{0, {B0, 12, N, 1}}, {1, {B1, 12, N, 0}}}, 0, QueueError::ChainTooLong},
+        Malformed{
+            "LoopOfTwo", {{0, {B0, 12, N, 1}}, {1, {B1, 12, N, 0}}}, 0, QueueError::ChainTooLong},
         Malformed{"SelfLoop", {{0, {B0, 24, N, 0}}}, 0, QueueError::ChainTooLong},
         Malformed{"HeadOutOfRange", {}, 16, QueueError::HeadOutOfRange},
         Malformed{"NextOutOfRange", {{0, {B0, 24, N, 16}}}, 0, QueueError::NextOutOfRange},
-        Malformed{"BufferOutsideMemory", {{0, {64 * kMiB, 24, 0, 0}}}, 0, QueueError::BufferOutOfMemory},
-        Malformed{"BufferWrapsAround", {{0, {~uint64_t{0} - 8, 24, 0, 0}}}, 0, QueueError::BufferOutOfMemory},
+        Malformed{
+            "BufferOutsideMemory", {{0, {64 * kMiB, 24, 0, 0}}}, 0, QueueError::BufferOutOfMemory},
+        Malformed{"BufferWrapsAround",
+                  {{0, {~uint64_t{0} - 8, 24, 0, 0}}},
+                  0,
+                  QueueError::BufferOutOfMemory},
         Malformed{"ZeroLength", {{0, {B0, 0, 0, 0}}}, 0, QueueError::ZeroLengthDescriptor},
-        Malformed{"ReadableAfterWritable", {{0, {B1, 10, N | WR, 1}}, {1, {B0, 24, 0, 0}}}, 0,
+        Malformed{"ReadableAfterWritable",
+                  {{0, {B1, 10, N | WR, 1}}, {1, {B0, 24, 0, 0}}},
+                  0,
                   QueueError::ReadableAfterWritable},
         Malformed{"IndirectZeroLength", {{0, {TBL, 0, IND, 0}}}, 0, QueueError::IndirectBadLength},
         Malformed{"IndirectOddLength", {{0, {TBL, 20, IND, 0}}}, 0, QueueError::IndirectBadLength},
-        Malformed{"IndirectWithNext", {{0, {TBL, 32, IND | N, 1}}}, 0, QueueError::IndirectWithNext},
-        Malformed{"IndirectNested", {{0, {TBL, 32, IND, 0}}}, 0, QueueError::IndirectNested,
+        Malformed{
+            "IndirectWithNext", {{0, {TBL, 32, IND | N, 1}}}, 0, QueueError::IndirectWithNext},
+        Malformed{"IndirectNested",
+                  {{0, {TBL, 32, IND, 0}}},
+                  0,
+                  QueueError::IndirectNested,
                   {{TBL, 32, IND, 0}}},
-        Malformed{"IndirectLoop", {{0, {TBL, 32, IND, 0}}}, 0, QueueError::ChainTooLong,
+        Malformed{"IndirectLoop",
+                  {{0, {TBL, 32, IND, 0}}},
+                  0,
+                  QueueError::ChainTooLong,
                   {{B0, 12, N, 1}, {B1, 12, N, 0}}},
-        Malformed{"IndirectNextOutsideTable", {{0, {TBL, 32, IND, 0}}}, 0, QueueError::NextOutOfRange,
+        Malformed{"IndirectNextOutsideTable",
+                  {{0, {TBL, 32, IND, 0}}},
+                  0,
+                  QueueError::NextOutOfRange,
                   {{B0, 24, N, 2}}},
-        Malformed{"IndirectTableOutsideMemory", {{0, {64 * kMiB, 32, IND, 0}}}, 0,
+        Malformed{"IndirectTableOutsideMemory",
+                  {{0, {64 * kMiB, 32, IND, 0}}},
+                  0,
                   QueueError::BufferOutOfMemory},
-        Malformed{"HugeBufferOutsideMemory", {{0, {0, 0xffffffff, N, 1}}, {1, {0, 0xffffffff, 0, 0}}}, 0,
+        Malformed{"HugeBufferOutsideMemory",
+                  {{0, {0, 0xffffffff, N, 1}}, {1, {0, 0xffffffff, 0, 0}}},
+                  0,
                   QueueError::BufferOutOfMemory}),
     [](const auto& p) { return std::string(p.param.name); });
 
 TEST(SplitQueueLimitsTest, ChainOfMoreThan4GiBIsRefused) {
   // Two 4 GiB - 1 buffers in a reserved, never-touched 9 GiB region.
   GuestMemory mem;
-  ASSERT_TRUE(mem.add_region("ram", 0, std::move(*Backing::create(BackingKind::Anonymous, 9ULL << 30))).has_value());
+  ASSERT_TRUE(
+      mem.add_region("ram", 0, std::move(*Backing::create(BackingKind::Anonymous, 9ULL << 30)))
+          .has_value());
   DriverQueue drv(mem, kBase, 16);
   SplitQueue q(16);
   q.set_desc_table(drv.desc_table());

@@ -21,7 +21,9 @@ struct Testbed {
   VirtioMemDevice& dev() { return *machine->device; }
   RequestDriver& drv() { return *driver; }
   WireConfig cfg() { return machine->device->config(); }
-  uint64_t block(uint64_t i) { return machine->device->options().addr + i * machine->device->options().block_size; }
+  uint64_t block(uint64_t i) {
+    return machine->device->options().addr + i * machine->device->options().block_size;
+  }
 
   // A request through the virtqueue; fails the test if no response comes.
   Response req(uint16_t type, uint64_t addr = 0, uint16_t nb = 0) {

@@ -118,7 +118,9 @@ struct BadTrace {
   const char* message;  // a part of the error
 };
 
-void PrintTo(const BadTrace& b, std::ostream* os) { *os << b.name; }
+void PrintTo(const BadTrace& b, std::ostream* os) {
+  *os << b.name;
+}
 
 class BadTraceTest : public ::testing::TestWithParam<BadTrace> {};
 
@@ -137,16 +139,17 @@ TEST_P(BadTraceTest, IsRejectedWithALineNumber) {
 
 INSTANTIATE_TEST_SUITE_P(
     Traces, BadTraceTest,
-    ::testing::Values(BadTrace{"Empty", "", "empty trace"},
-                      BadTrace{"NoHeader", "device\n", "line 1"},
-                      BadTrace{"FutureVersion", "vmemtrace 2\n", "version 2"},
-                      BadTrace{"UnknownOption", "vmemtrace 1\ndevice colour=blue\n", "line 2: unknown device option"},
-                      BadTrace{"DeviceLate", "vmemtrace 1\nstatus\ndevice\n", "line 3"},
-                      BadTrace{"TwoArrows", "vmemtrace 1\nstatus -> a -> b\n", "line 2: two '->'"},
-                      BadTrace{"UnknownOp", "vmemtrace 1\n\nfrobnicate\n", "line 3: unknown operation"},
-                      BadTrace{"BadNumber", "vmemtrace 1\nhost resize 12abc\n", "line 2"},
-                      BadTrace{"BadGeometry", "vmemtrace 1\ndevice block_size=0x1234\n", "block-size"},
-                      BadTrace{"RegWithoutTransport", "vmemtrace 1\nreg pci read 0 4\n", "not pci"}),
+    ::testing::Values(
+        BadTrace{"Empty", "", "empty trace"}, BadTrace{"NoHeader", "device\n", "line 1"},
+        BadTrace{"FutureVersion", "vmemtrace 2\n", "version 2"},
+        BadTrace{"UnknownOption", "vmemtrace 1\ndevice colour=blue\n",
+                 "line 2: unknown device option"},
+        BadTrace{"DeviceLate", "vmemtrace 1\nstatus\ndevice\n", "line 3"},
+        BadTrace{"TwoArrows", "vmemtrace 1\nstatus -> a -> b\n", "line 2: two '->'"},
+        BadTrace{"UnknownOp", "vmemtrace 1\n\nfrobnicate\n", "line 3: unknown operation"},
+        BadTrace{"BadNumber", "vmemtrace 1\nhost resize 12abc\n", "line 2"},
+        BadTrace{"BadGeometry", "vmemtrace 1\ndevice block_size=0x1234\n", "block-size"},
+        BadTrace{"RegWithoutTransport", "vmemtrace 1\nreg pci read 0 4\n", "not pci"}),
     [](const auto& p) { return std::string(p.param.name); });
 
 }  // namespace

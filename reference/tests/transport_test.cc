@@ -2,9 +2,9 @@
 // the reference device over virtio-pci (through port I/O and BAR accesses) and virtio-mmio.
 #include <gtest/gtest.h>
 
+#include "reference/tests/testbed.h"
 #include "reference/transport/pci_host.h"
 #include "reference/transport/virtio_mmio.h"
-#include "reference/tests/testbed.h"
 
 namespace vmem::testing {
 namespace {
@@ -18,19 +18,28 @@ class PciTest : public ::testing::Test {
     t_ = make_testbed(small_options(), BackingKind::Anonymous, false);
     pci_ = std::make_unique<VirtioPciTransport>(t_.dev());
     ASSERT_TRUE(host_.attach(kSlot, *pci_));
-    pci_->set_intx_callback([this](bool level) { intx_ = level; ++intx_edges_; });
+    pci_->set_intx_callback([this](bool level) {
+      intx_ = level;
+      ++intx_edges_;
+    });
   }
 
   uint32_t cfg_read(uint8_t slot, uint8_t off, unsigned size = 4) {
-    host_.io_write(PciHost::kConfigAddressPort, 4, 0x80000000u | uint32_t{slot} << 11 | (off & 0xfc));
+    host_.io_write(PciHost::kConfigAddressPort, 4,
+                   0x80000000u | uint32_t{slot} << 11 | (off & 0xfc));
     return host_.io_read(static_cast<uint16_t>(PciHost::kConfigDataPort + (off & 3)), size);
   }
   void cfg_write(uint8_t slot, uint8_t off, unsigned size, uint32_t v) {
-    host_.io_write(PciHost::kConfigAddressPort, 4, 0x80000000u | uint32_t{slot} << 11 | (off & 0xfc));
+    host_.io_write(PciHost::kConfigAddressPort, 4,
+                   0x80000000u | uint32_t{slot} << 11 | (off & 0xfc));
     host_.io_write(static_cast<uint16_t>(PciHost::kConfigDataPort + (off & 3)), size, v);
   }
-  uint64_t rd(uint64_t off, unsigned size) { return host_.mmio_read(kBarBase + off, size).value_or(~0ULL); }
-  void wr(uint64_t off, unsigned size, uint64_t v) { ASSERT_TRUE(host_.mmio_write(kBarBase + off, size, v)); }
+  uint64_t rd(uint64_t off, unsigned size) {
+    return host_.mmio_read(kBarBase + off, size).value_or(~0ULL);
+  }
+  void wr(uint64_t off, unsigned size, uint64_t v) {
+    ASSERT_TRUE(host_.mmio_write(kBarBase + off, size, v));
+  }
 
   void map_bar() {
     cfg_write(kSlot, 0x20, 4, 0xffffffff);
@@ -52,7 +61,8 @@ class PciTest : public ::testing::Test {
     wr(common + driver_feature, 4, features & 0xffffffff);
     wr(common + driver_feature_select, 4, 1);
     wr(common + driver_feature, 4, features >> 32);
-    wr(common + device_status, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+    wr(common + device_status, 1,
+       VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
     ASSERT_TRUE(rd(common + device_status, 1) & VIRTIO_CONFIG_S_FEATURES_OK);
     wr(common + queue_select, 2, 0);
     EXPECT_EQ(rd(common + queue_size, 2), 128u);
@@ -73,7 +83,8 @@ class PciTest : public ::testing::Test {
     auto head = q.build_chain(0, encode_request({type, {}, addr, nb, {}}), {{24}, {10}, false});
     q.publish(*head);
     const uint64_t notify_off = rd(common_cfg::queue_notify_off, 2);
-    wr(VirtioPciTransport::kNotifyOffset + notify_off * VirtioPciTransport::kNotifyOffMultiplier, 2, 0);
+    wr(VirtioPciTransport::kNotifyOffset + notify_off * VirtioPciTransport::kNotifyOffMultiplier, 2,
+       0);
     auto used = q.pop_used();
     EXPECT_TRUE(used.has_value());
     auto raw = q.read_response(*head, 10);
@@ -109,8 +120,9 @@ TEST_F(PciTest, CapabilitiesDescribeBar4AsQemuDoes) {
   for (uint8_t pos = static_cast<uint8_t>(cfg_read(kSlot, 0x34, 1)); pos != 0;
        pos = static_cast<uint8_t>(cfg_read(kSlot, pos + 1, 1))) {
     ASSERT_EQ(cfg_read(kSlot, pos, 1), pci::kCapVendor);
-    Cap c{static_cast<uint8_t>(cfg_read(kSlot, pos + 3, 1)), static_cast<uint8_t>(cfg_read(kSlot, pos + 4, 1)),
-          cfg_read(kSlot, pos + 8), cfg_read(kSlot, pos + 12)};
+    Cap c{static_cast<uint8_t>(cfg_read(kSlot, pos + 3, 1)),
+          static_cast<uint8_t>(cfg_read(kSlot, pos + 4, 1)), cfg_read(kSlot, pos + 8),
+          cfg_read(kSlot, pos + 12)};
     if (c.type == VIRTIO_PCI_CAP_NOTIFY_CFG) notify_mult = cfg_read(kSlot, pos + 16);
     found.push_back(c);
     ASSERT_LT(found.size(), 16u) << "capability list loops";
@@ -148,7 +160,8 @@ TEST_F(PciTest, FullInitializationAndRequests) {
   EXPECT_EQ(rd(VirtioPciTransport::kIsrOffset, 1), VIRTIO_ISR_QUEUE);
   EXPECT_FALSE(intx_) << "reading the ISR lowers INTx";
   EXPECT_EQ(rd(VirtioPciTransport::kIsrOffset, 1), 0u);
-  EXPECT_EQ(request(VIRTIO_MEM_REQ_STATE, t_.block(0), 3), (Response{RespType::Ack, BlockState::Mixed}));
+  EXPECT_EQ(request(VIRTIO_MEM_REQ_STATE, t_.block(0), 3),
+            (Response{RespType::Ack, BlockState::Mixed}));
 }
 
 TEST_F(PciTest, ConfigChangeRaisesIsrBitOneAndTheGeneration) {
@@ -165,7 +178,8 @@ TEST_F(PciTest, ConfigChangeRaisesIsrBitOneAndTheGeneration) {
 TEST_F(PciTest, IntxDisableMasksThePin) {
   map_bar();
   init(t_.dev().device_features());
-  cfg_write(kSlot, 0x04, 2, pci::kCommandMemory | pci::kCommandBusMaster | pci::kCommandIntxDisable);
+  cfg_write(kSlot, 0x04, 2,
+            pci::kCommandMemory | pci::kCommandBusMaster | pci::kCommandIntxDisable);
   ASSERT_TRUE(t_.dev().set_requested_size(256 * kMiB).has_value());
   EXPECT_FALSE(intx_);
   EXPECT_TRUE(cfg_read(kSlot, 0x06, 2) & pci::kStatusInterrupt) << "status still shows it";
@@ -177,7 +191,8 @@ TEST_F(PciTest, RefusedFeaturesLeaveFeaturesOkClear) {
   wr(device_status, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
   wr(driver_feature_select, 4, 1);
   wr(driver_feature, 4, 1);  // VERSION_1 only: UNPLUGGED_INACCESSIBLE is not accepted
-  wr(device_status, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+  wr(device_status, 1,
+     VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
   EXPECT_EQ(rd(device_status, 1), 3u);
 }
 
@@ -255,7 +270,8 @@ TEST(MmioTest, InitializationRequestsAndInterrupts) {
   ASSERT_EQ(m.read(mmio::kQueueReady, 4), 1u);
   m.write(mmio::kStatus, 4, 0xf);
 
-  auto head = q.build_chain(0, encode_request({VIRTIO_MEM_REQ_PLUG, {}, t.block(3), 1, {}}), {{24}, {10}, false});
+  auto head = q.build_chain(0, encode_request({VIRTIO_MEM_REQ_PLUG, {}, t.block(3), 1, {}}),
+                            {{24}, {10}, false});
   q.publish(*head);
   m.write(mmio::kQueueNotify, 4, 0);
   ASSERT_TRUE(q.pop_used().has_value());

@@ -20,9 +20,11 @@ std::vector<std::string> split_words(std::string_view s) {
   std::vector<std::string> out;
   std::size_t i = 0;
   while (i < s.size()) {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t'))
+      ++i;
     std::size_t j = i;
-    while (j < s.size() && s[j] != ' ' && s[j] != '\t') ++j;
+    while (j < s.size() && s[j] != ' ' && s[j] != '\t')
+      ++j;
     if (j > i) out.emplace_back(s.substr(i, j - i));
     i = j;
   }
@@ -55,20 +57,28 @@ std::optional<std::vector<uint8_t>> parse_hex(std::string_view s) {
 std::string to_hex(std::span<const uint8_t> b) {
   std::string s;
   s.reserve(b.size() * 2);
-  for (uint8_t x : b) s += fmt::format("{:02x}", x);
+  for (uint8_t x : b)
+    s += fmt::format("{:02x}", x);
   return s;
 }
 
-Error at(int line, std::string_view what) { return Error{fmt::format("line {}: {}", line, what)}; }
+Error at(int line, std::string_view what) {
+  return Error{fmt::format("line {}: {}", line, what)};
+}
 
 // Splits "a=b" into key and value; words without '=' are positional.
-bool is_kv(const std::string& w) { return w.find('=') != std::string::npos; }
+bool is_kv(const std::string& w) {
+  return w.find('=') != std::string::npos;
+}
 
 const char* tristate_name(Tristate t) {
   switch (t) {
-    case Tristate::Auto: return "auto";
-    case Tristate::On: return "on";
-    case Tristate::Off: return "off";
+    case Tristate::Auto:
+      return "auto";
+    case Tristate::On:
+      return "on";
+    case Tristate::Off:
+      return "off";
   }
   return "?";
 }
@@ -103,17 +113,19 @@ Status parse_device(const TraceOp& op, Trace& t) {
                k == "extent") {
       auto n = need_num();
       if (!n.has_value()) return unexpected(n.error());
-      (k == "addr"            ? o.addr
-       : k == "region_size"   ? o.region_size
-       : k == "block_size"    ? o.block_size
+      (k == "addr"             ? o.addr
+       : k == "region_size"    ? o.region_size
+       : k == "block_size"     ? o.block_size
        : k == "requested_size" ? o.requested_size
-                              : o.usable_extent) = *n;
+                               : o.usable_extent) = *n;
     } else if (k == "node" || k == "queue_size") {
       auto n = need_num();
-      if (!n.has_value() || *n > 0xffff) return unexpected(at(op.line, fmt::format("bad {} '{}'", k, v)));
+      if (!n.has_value() || *n > 0xffff)
+        return unexpected(at(op.line, fmt::format("bad {} '{}'", k, v)));
       (k == "node" ? o.node_id : o.queue_size) = static_cast<uint16_t>(*n);
     } else if (k == "acpi_pxm" || k == "indirect" || k == "event_idx") {
-      if (v != "0" && v != "1") return unexpected(at(op.line, fmt::format("'{}' must be 0 or 1", k)));
+      if (v != "0" && v != "1")
+        return unexpected(at(op.line, fmt::format("'{}' must be 0 or 1", k)));
       (k == "acpi_pxm" ? o.acpi_pxm : k == "indirect" ? o.indirect_desc : o.event_idx) = v == "1";
     } else if (k == "ui" || k == "ps") {
       auto tri = tristate_from(v);
@@ -162,7 +174,8 @@ Result<Trace> parse_trace(std::string_view text) {
         return unexpected(at(line_no, "a trace starts with 'vmemtrace <version>'"));
       }
       if (words[1] != std::to_string(kTraceVersion)) {
-        return unexpected(at(line_no, fmt::format("trace version {} is not the supported {}", words[1], kTraceVersion)));
+        return unexpected(at(line_no, fmt::format("trace version {} is not the supported {}",
+                                                  words[1], kTraceVersion)));
       }
       seen_version = true;
       continue;
@@ -191,7 +204,8 @@ Result<Trace> parse_trace(std::string_view text) {
     }
     if (op.verb == "device") {
       if (seen_device) return unexpected(at(line_no, "a second 'device' line"));
-      if (!t.ops.empty()) return unexpected(at(line_no, "'device' must come before every operation"));
+      if (!t.ops.empty())
+        return unexpected(at(line_no, "'device' must come before every operation"));
       VMEM_TRY(parse_device(op, t));
       seen_device = true;
     } else {
@@ -203,15 +217,16 @@ Result<Trace> parse_trace(std::string_view text) {
   return t;
 }
 
-std::string format_device_line(const DeviceOptions& o, BackingKind backing, const std::string& transport) {
+std::string format_device_line(const DeviceOptions& o, BackingKind backing,
+                               const std::string& transport) {
   std::string s = fmt::format(
       "device profile={} addr={:#x} region_size={:#x} block_size={:#x} requested_size={:#x} "
       "extent={:#x} node={} acpi_pxm={} ui={} ps={} indirect={} event_idx={} queue_size={} "
       "backing={} transport={}",
-      profile_name(o.profile), o.addr, o.region_size, o.block_size, o.requested_size, o.usable_extent,
-      o.node_id, o.acpi_pxm ? 1 : 0, tristate_name(o.unplugged_inaccessible),
-      tristate_name(o.persistent_suspend), o.indirect_desc ? 1 : 0, o.event_idx ? 1 : 0, o.queue_size,
-      to_string(backing), transport);
+      profile_name(o.profile), o.addr, o.region_size, o.block_size, o.requested_size,
+      o.usable_extent, o.node_id, o.acpi_pxm ? 1 : 0, tristate_name(o.unplugged_inaccessible),
+      tristate_name(o.persistent_suspend), o.indirect_desc ? 1 : 0, o.event_idx ? 1 : 0,
+      o.queue_size, to_string(backing), transport);
   if (!o.fault.empty() && o.fault != "none") s += " fault=" + o.fault;
   return s;
 }
@@ -221,11 +236,14 @@ std::string format_trace(const Trace& t) {
                                 format_device_line(t.options, t.backing, t.transport));
   for (const TraceOp& op : t.ops) {
     out += op.verb;
-    for (const auto& a : op.args) out += " " + a;
-    for (const auto& [k, v] : op.kv) out += " " + k + "=" + v;
+    for (const auto& a : op.args)
+      out += " " + a;
+    for (const auto& [k, v] : op.kv)
+      out += " " + k + "=" + v;
     if (op.has_expect) {
       out += " ->";
-      for (const auto& e : op.expect) out += " " + e;
+      for (const auto& e : op.expect)
+        out += " " + e;
     }
     out += "\n";
   }
@@ -259,7 +277,8 @@ class Session {
     pci_.reset();
     mmio_.reset();
     if (trace_->transport == "pci") pci_ = std::make_unique<VirtioPciTransport>(*machine_->device);
-    if (trace_->transport == "mmio") mmio_ = std::make_unique<VirtioMmioTransport>(*machine_->device);
+    if (trace_->transport == "mmio")
+      mmio_ = std::make_unique<VirtioMmioTransport>(*machine_->device);
     return ok();
   }
 
@@ -296,7 +315,8 @@ Result<std::vector<uint32_t>> sizes(const TraceOp& op, std::string_view list) {
     std::size_t j = list.find(',', i);
     if (j == std::string_view::npos) j = list.size();
     auto v = parse_u64(list.substr(i, j - i));
-    if (!v || *v == 0 || *v > 4096) return unexpected(at(op.line, fmt::format("bad size list '{}'", list)));
+    if (!v || *v == 0 || *v > 4096)
+      return unexpected(at(op.line, fmt::format("bad size list '{}'", list)));
     out.push_back(static_cast<uint32_t>(*v));
     i = j + 1;
   }
@@ -307,13 +327,18 @@ Result<std::vector<std::string>> Session::request(const TraceOp& op) {
   if (op.args.empty()) return unexpected(at(op.line, "request needs a type"));
   WireRequest r;
   const std::string& type = op.args[0];
-  if (type == "plug") r.type = VIRTIO_MEM_REQ_PLUG;
-  else if (type == "unplug") r.type = VIRTIO_MEM_REQ_UNPLUG;
-  else if (type == "unplug_all") r.type = VIRTIO_MEM_REQ_UNPLUG_ALL;
-  else if (type == "state") r.type = VIRTIO_MEM_REQ_STATE;
+  if (type == "plug")
+    r.type = VIRTIO_MEM_REQ_PLUG;
+  else if (type == "unplug")
+    r.type = VIRTIO_MEM_REQ_UNPLUG;
+  else if (type == "unplug_all")
+    r.type = VIRTIO_MEM_REQ_UNPLUG_ALL;
+  else if (type == "state")
+    r.type = VIRTIO_MEM_REQ_STATE;
   else {
     auto n = number(op, type, "request type");
-    if (!n.has_value() || *n > 0xffff) return unexpected(at(op.line, fmt::format("unknown request type '{}'", type)));
+    if (!n.has_value() || *n > 0xffff)
+      return unexpected(at(op.line, fmt::format("unknown request type '{}'", type)));
     r.type = static_cast<uint16_t>(*n);
   }
   auto addr = kv_number(op, "addr", 0);
@@ -353,11 +378,13 @@ Result<std::vector<std::string>> Session::request(const TraceOp& op) {
   }
   std::vector<std::string> obs;
   std::string code = to_string(res->response.type);
-  for (char& c : code) c = static_cast<char>(std::tolower(c));
+  for (char& c : code)
+    c = static_cast<char>(std::tolower(c));
   obs.push_back(code);
   if (r.type == VIRTIO_MEM_REQ_STATE && res->response.type == RespType::Ack) {
     std::string st = to_string(res->response.state);
-    for (char& c : st) c = static_cast<char>(std::tolower(c));
+    for (char& c : st)
+      c = static_cast<char>(std::tolower(c));
     obs.push_back("state=" + st);
   }
   obs.push_back(fmt::format("used_len={}", res->used_len));
@@ -394,13 +421,15 @@ Result<std::vector<std::string>> Session::host(const TraceOp& op) {
 
 Result<std::vector<std::string>> Session::reg(const TraceOp& op) {
   // reg pci|pcicfg|mmio read OFF SIZE   /   reg pci|pcicfg|mmio write OFF SIZE VALUE
-  if (op.args.size() < 4) return unexpected(at(op.line, "reg SPACE read|write OFFSET SIZE [VALUE]"));
+  if (op.args.size() < 4)
+    return unexpected(at(op.line, "reg SPACE read|write OFFSET SIZE [VALUE]"));
   const std::string& space = op.args[0];
   const bool write = op.args[1] == "write";
   if (!write && op.args[1] != "read") return unexpected(at(op.line, "reg: read or write"));
   auto off = number(op, op.args[2], "offset");
   auto size = number(op, op.args[3], "size");
-  if (!off.has_value() || !size.has_value() || (*size != 1 && *size != 2 && *size != 4 && *size != 8)) {
+  if (!off.has_value() || !size.has_value() ||
+      (*size != 1 && *size != 2 && *size != 4 && *size != 8)) {
     return unexpected(at(op.line, "reg: bad offset or size"));
   }
   uint64_t value = 0;
@@ -411,17 +440,25 @@ Result<std::vector<std::string>> Session::reg(const TraceOp& op) {
     value = *v;
   }
   const auto sz = static_cast<unsigned>(*size);
-  if ((space == "pci" || space == "pcicfg") && !pci_) return unexpected(at(op.line, "the trace's transport is not pci"));
-  if (space == "mmio" && !mmio_) return unexpected(at(op.line, "the trace's transport is not mmio"));
+  if ((space == "pci" || space == "pcicfg") && !pci_)
+    return unexpected(at(op.line, "the trace's transport is not pci"));
+  if (space == "mmio" && !mmio_)
+    return unexpected(at(op.line, "the trace's transport is not mmio"));
   if (space == "pci") {
-    if (write) pci_->bar_write(*off, sz, value);
-    else value = pci_->bar_read(*off, sz);
+    if (write)
+      pci_->bar_write(*off, sz, value);
+    else
+      value = pci_->bar_read(*off, sz);
   } else if (space == "pcicfg") {
-    if (write) pci_->config_write(static_cast<uint32_t>(*off), sz, static_cast<uint32_t>(value));
-    else value = pci_->config_read(static_cast<uint32_t>(*off), sz);
+    if (write)
+      pci_->config_write(static_cast<uint32_t>(*off), sz, static_cast<uint32_t>(value));
+    else
+      value = pci_->config_read(static_cast<uint32_t>(*off), sz);
   } else if (space == "mmio") {
-    if (write) mmio_->write(*off, sz, value);
-    else value = mmio_->read(*off, sz);
+    if (write)
+      mmio_->write(*off, sz, value);
+    else
+      value = mmio_->read(*off, sz);
   } else {
     return unexpected(at(op.line, fmt::format("unknown register space '{}'", space)));
   }
@@ -432,7 +469,8 @@ Result<std::vector<std::string>> Session::reg(const TraceOp& op) {
 Result<std::vector<std::string>> Session::migrate() {
   const std::vector<uint8_t> stream = machine_->device->save();
   std::vector<uint8_t> ram(Machine::kRamSize);
-  if (!machine_->mem.read(Machine::kRamBase, ram).has_value()) return unexpected(Error{"cannot read guest RAM"});
+  if (!machine_->mem.read(Machine::kRamBase, ram).has_value())
+    return unexpected(Error{"cannot read guest RAM"});
   std::unique_ptr<Machine> old = std::move(machine_);
   driver_.reset();
   VMEM_TRY(build());
@@ -440,11 +478,12 @@ Result<std::vector<std::string>> Session::migrate() {
   // Device-region memory travels with the RAM too: copy what is plugged.
   if (old->device_region && machine_->device_region && old->device_region->backing.data()) {
     const uint64_t bs = options_.block_size;
-    old->device->bitmap().for_each_run(true, 0, old->device->bitmap().size(), [&](uint64_t f, uint64_t n) {
-      std::copy_n(old->device_region->backing.data() + f * bs, n * bs,
-                  machine_->device_region->backing.data() + f * bs);
-      return true;
-    });
+    old->device->bitmap().for_each_run(
+        true, 0, old->device->bitmap().size(), [&](uint64_t f, uint64_t n) {
+          std::copy_n(old->device_region->backing.data() + f * bs, n * bs,
+                      machine_->device_region->backing.data() + f * bs);
+          return true;
+        });
   }
   auto loaded = machine_->device->load(stream);
   if (!loaded.has_value()) return std::vector<std::string>{"error"};
@@ -470,16 +509,19 @@ Result<std::vector<std::string>> Session::run(const TraceOp& op) {
   }
   if (op.verb == "config") {
     const WireConfig c = dev.config();
-    return std::vector<std::string>{
-        fmt::format("block_size={:#x}", c.block_size), fmt::format("node_id={}", c.node_id),
-        fmt::format("addr={:#x}", c.addr), fmt::format("region_size={:#x}", c.region_size),
-        fmt::format("usable_region_size={:#x}", c.usable_region_size),
-        fmt::format("plugged_size={:#x}", c.plugged_size),
-        fmt::format("requested_size={:#x}", c.requested_size),
-        fmt::format("generation={}", dev.config_generation())};
+    return std::vector<std::string>{fmt::format("block_size={:#x}", c.block_size),
+                                    fmt::format("node_id={}", c.node_id),
+                                    fmt::format("addr={:#x}", c.addr),
+                                    fmt::format("region_size={:#x}", c.region_size),
+                                    fmt::format("usable_region_size={:#x}", c.usable_region_size),
+                                    fmt::format("plugged_size={:#x}", c.plugged_size),
+                                    fmt::format("requested_size={:#x}", c.requested_size),
+                                    fmt::format("generation={}", dev.config_generation())};
   }
-  if (op.verb == "status") return std::vector<std::string>{fmt::format("status={:#x}", dev.status())};
-  if (op.verb == "isr") return std::vector<std::string>{fmt::format("isr={:#x}", dev.read_and_clear_isr())};
+  if (op.verb == "status")
+    return std::vector<std::string>{fmt::format("status={:#x}", dev.status())};
+  if (op.verb == "isr")
+    return std::vector<std::string>{fmt::format("isr={:#x}", dev.read_and_clear_isr())};
   if (op.verb == "notify") {
     if (op.args.size() != 1) return unexpected(at(op.line, "notify QUEUE"));
     auto q = number(op, op.args[0], "queue");
@@ -488,16 +530,20 @@ Result<std::vector<std::string>> Session::run(const TraceOp& op) {
     return std::vector<std::string>{"ok"};
   }
   if (op.verb == "memwrite" || op.verb == "memread") {
-    if (op.args.size() != 2) return unexpected(at(op.line, fmt::format("{} ADDR {}", op.verb, op.verb == "memwrite" ? "HEX" : "LEN")));
+    if (op.args.size() != 2)
+      return unexpected(
+          at(op.line, fmt::format("{} ADDR {}", op.verb, op.verb == "memwrite" ? "HEX" : "LEN")));
     auto addr = number(op, op.args[0], "address");
     if (!addr.has_value()) return unexpected(addr.error());
     if (op.verb == "memwrite") {
       auto bytes = parse_hex(op.args[1]);
       if (!bytes) return unexpected(at(op.line, "memwrite: bad hex"));
-      return std::vector<std::string>{machine_->mem.write(*addr, *bytes).has_value() ? "ok" : "error"};
+      return std::vector<std::string>{machine_->mem.write(*addr, *bytes).has_value() ? "ok"
+                                                                                     : "error"};
     }
     auto len = number(op, op.args[1], "length");
-    if (!len.has_value() || *len > (1u << 20)) return unexpected(at(op.line, "memread: length up to 1 MiB"));
+    if (!len.has_value() || *len > (1u << 20))
+      return unexpected(at(op.line, "memread: length up to 1 MiB"));
     std::vector<uint8_t> buf(*len);
     if (!machine_->mem.read(*addr, buf).has_value()) return std::vector<std::string>{"error"};
     return std::vector<std::string>{to_hex(buf)};
@@ -522,7 +568,8 @@ bool matches(const std::vector<std::string>& expect, const std::vector<std::stri
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : " ") + x;
+  for (const auto& x : v)
+    s += (s.empty() ? "" : " ") + x;
   return s;
 }
 
@@ -551,7 +598,8 @@ ReplayReport replay_trace(const Trace& trace, std::optional<std::string> fault) 
     if (op.has_expect && !matches(op.expect, *observed)) {
       TraceOp shown = op;
       shown.has_expect = false;
-      std::string text = format_trace(Trace{trace.options, trace.backing, trace.transport, {shown}});
+      std::string text =
+          format_trace(Trace{trace.options, trace.backing, trace.transport, {shown}});
       text = text.substr(text.rfind('\n', text.size() - 2) + 1);
       if (!text.empty() && text.back() == '\n') text.pop_back();
       report.mismatch = ReplayMismatch{op.line, text, join(op.expect), join(*observed)};

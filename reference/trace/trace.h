@@ -10,7 +10,8 @@
 //   host resize 0x10000000 -> ok
 //   config -> plugged_size=0x400000 requested_size=0x10000000
 // Observations are checked on replay: every token after `->` must appear among the tokens the
-// replay observed, so a trace may check only the fields it cares about. Lines starting with '#' and blank lines are ignored.
+// replay observed, so a trace may check only the fields it cares about. Lines starting with '#' and
+// blank lines are ignored.
 #pragma once
 
 #include <map>
@@ -28,10 +29,10 @@ inline constexpr int kTraceVersion = 1;
 
 struct TraceOp {
   int line = 0;
-  std::string verb;                        // request, host, init, config, status, isr, ...
-  std::vector<std::string> args;           // positional words after the verb
-  std::map<std::string, std::string> kv;   // key=value words before "->"
-  std::vector<std::string> expect;         // tokens after "->" (empty: nothing to check)
+  std::string verb;                       // request, host, init, config, status, isr, ...
+  std::vector<std::string> args;          // positional words after the verb
+  std::map<std::string, std::string> kv;  // key=value words before "->"
+  std::vector<std::string> expect;        // tokens after "->" (empty: nothing to check)
   bool has_expect = false;
 };
 
@@ -47,7 +48,8 @@ Result<Trace> parse_trace(std::string_view text);
 // Renders a trace back to text (observations included), so parse(format(t)) == t.
 std::string format_trace(const Trace& trace);
 // The `device` line for a set of options.
-std::string format_device_line(const DeviceOptions& o, BackingKind backing, const std::string& transport);
+std::string format_device_line(const DeviceOptions& o, BackingKind backing,
+                               const std::string& transport);
 
 struct ReplayMismatch {
   int line = 0;

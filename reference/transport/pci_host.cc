@@ -6,7 +6,7 @@ namespace {
 
 constexpr uint32_t kEnable = 1u << 31;
 constexpr uint32_t kHostBridgeId = 0x8086 | 0x29c0u << 16;  // q35's MCH
-constexpr uint32_t kHostBridgeClass = 0x06000000;            // bridge, host
+constexpr uint32_t kHostBridgeClass = 0x06000000;           // bridge, host
 
 }  // namespace
 
@@ -58,7 +58,8 @@ void PciHost::io_write(uint16_t port, unsigned size, uint32_t value) {
     const uint32_t function = (config_address_ >> 8) & 0x7;
     const uint32_t offset = (config_address_ & 0xfc) | (port - kConfigDataPort);
     if (bus != 0 || function != 0) return;
-    if (VirtioPciTransport* f = find(static_cast<uint8_t>(slot))) f->config_write(offset, size, value);
+    if (VirtioPciTransport* f = find(static_cast<uint8_t>(slot)))
+      f->config_write(offset, size, value);
   }
 }
 
@@ -85,7 +86,8 @@ bool PciHost::mmio_write(uint64_t gpa, unsigned size, uint64_t value) {
 
 void PciHost::reset() {
   config_address_ = 0;
-  for (const Slot& s : slots_) s.function->reset();
+  for (const Slot& s : slots_)
+    s.function->reset();
 }
 
 VMEM_NAMESPACE_END

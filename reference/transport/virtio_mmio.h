@@ -40,7 +40,7 @@ inline constexpr uint32_t kShmBaseLow = 0x0b8;
 inline constexpr uint32_t kShmBaseHigh = 0x0bc;
 inline constexpr uint32_t kConfigGeneration = 0x0fc;
 inline constexpr uint32_t kConfig = 0x100;
-inline constexpr uint32_t kMagic = 0x74726976;  // "virt"
+inline constexpr uint32_t kMagic = 0x74726976;       // "virt"
 inline constexpr uint32_t kVendorQemu = 0x554d4551;  // "QEMU"
 inline constexpr uint64_t kWindowSize = 0x200;
 }  // namespace mmio

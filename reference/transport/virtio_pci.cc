@@ -8,7 +8,7 @@ namespace {
 
 constexpr uint16_t kWritableCommand =
     pci::kCommandIo | pci::kCommandMemory | pci::kCommandBusMaster | pci::kCommandIntxDisable;
-constexpr uint32_t kBarFlags = 0xc;  // 64-bit, prefetchable memory
+constexpr uint32_t kBarFlags = 0xc;        // 64-bit, prefetchable memory
 constexpr uint16_t kSubsystemId = 0x1100;  // QEMU's PCI_SUBDEVICE_ID_QEMU
 constexpr uint8_t kClassOther = 0xff;      // PCI_CLASS_OTHERS, as virtio-mem-pci
 
@@ -45,29 +45,42 @@ uint32_t merge(uint32_t old, unsigned shift, unsigned size, uint32_t value) {
 VirtioPciTransport::VirtioPciTransport(VirtioDevice& device) : device_(device) {
   put_cap(caps_, kCapCommon, kCapIsr, 16, VIRTIO_PCI_CAP_COMMON_CFG, kCommonOffset, kStructureSize);
   put_cap(caps_, kCapIsr, kCapDevice, 16, VIRTIO_PCI_CAP_ISR_CFG, kIsrOffset, kStructureSize);
-  put_cap(caps_, kCapDevice, kCapNotify, 16, VIRTIO_PCI_CAP_DEVICE_CFG, kDeviceOffset, kStructureSize);
-  put_cap(caps_, kCapNotify, kCapPciCfg, 20, VIRTIO_PCI_CAP_NOTIFY_CFG, kNotifyOffset, kStructureSize);
+  put_cap(caps_, kCapDevice, kCapNotify, 16, VIRTIO_PCI_CAP_DEVICE_CFG, kDeviceOffset,
+          kStructureSize);
+  put_cap(caps_, kCapNotify, kCapPciCfg, 20, VIRTIO_PCI_CAP_NOTIFY_CFG, kNotifyOffset,
+          kStructureSize);
   store_le<uint32_t>(&caps_[kCapNotify + 16], kNotifyOffMultiplier);
   put_cap(caps_, kCapPciCfg, 0, 20, VIRTIO_PCI_CAP_PCI_CFG, 0, 0);
   device_.set_interrupt_line(this);
 }
 
-VirtioPciTransport::~VirtioPciTransport() { device_.set_interrupt_line(nullptr); }
+VirtioPciTransport::~VirtioPciTransport() {
+  device_.set_interrupt_line(nullptr);
+}
 
 uint32_t VirtioPciTransport::read_header(uint32_t offset) const {
   switch (offset) {
-    case 0x00: return pci::kVendorRedHatQumranet | uint32_t(pci::kModernDeviceIdBase + device_.device_id()) << 16;
+    case 0x00:
+      return pci::kVendorRedHatQumranet | uint32_t(pci::kModernDeviceIdBase + device_.device_id())
+                                              << 16;
     case 0x04: {
       const uint16_t status = pci::kStatusCapList | (isr_level_ ? pci::kStatusInterrupt : 0);
       return command_ | uint32_t{status} << 16;
     }
-    case 0x08: return 0x01 | uint32_t{kClassOther} << 24;  // revision 1 (modern), class 0xff
-    case 0x20: return static_cast<uint32_t>(bar4_) | kBarFlags;
-    case 0x24: return static_cast<uint32_t>(bar4_ >> 32);
-    case 0x2c: return pci::kVendorRedHatQumranet | uint32_t{kSubsystemId} << 16;
-    case 0x34: return kCapCommon;
-    case 0x3c: return interrupt_line_ | 1u << 8;  // interrupt pin A
-    default: return 0;
+    case 0x08:
+      return 0x01 | uint32_t{kClassOther} << 24;  // revision 1 (modern), class 0xff
+    case 0x20:
+      return static_cast<uint32_t>(bar4_) | kBarFlags;
+    case 0x24:
+      return static_cast<uint32_t>(bar4_ >> 32);
+    case 0x2c:
+      return pci::kVendorRedHatQumranet | uint32_t{kSubsystemId} << 16;
+    case 0x34:
+      return kCapCommon;
+    case 0x3c:
+      return interrupt_line_ | 1u << 8;  // interrupt pin A
+    default:
+      return 0;
   }
 }
 
@@ -125,9 +138,14 @@ void VirtioPciTransport::config_write(uint32_t offset, unsigned size, uint32_t v
     case kPciCfgBar:
       if (shift == 0) cfg_bar_ = static_cast<uint8_t>(value);
       return;
-    case kPciCfgOffset: cfg_offset_ = merge(cfg_offset_, shift, size, value); return;
-    case kPciCfgLength: cfg_length_ = merge(cfg_length_, shift, size, value); return;
-    default: return;  // read-only
+    case kPciCfgOffset:
+      cfg_offset_ = merge(cfg_offset_, shift, size, value);
+      return;
+    case kPciCfgLength:
+      cfg_length_ = merge(cfg_length_, shift, size, value);
+      return;
+    default:
+      return;  // read-only
   }
 }
 
@@ -176,29 +194,48 @@ uint32_t VirtioPciTransport::common_read(uint32_t offset) {
   const bool has_queue = queue_select_ < device_.num_queues();
   const SplitQueue* q = has_queue ? &device_.queue(queue_select_) : nullptr;
   switch (offset) {
-    case device_feature_select: return device_feature_select_;
-    case device_feature: return device_.read_device_features(device_feature_select_);
-    case driver_feature_select: return driver_feature_select_;
+    case device_feature_select:
+      return device_feature_select_;
+    case device_feature:
+      return device_.read_device_features(device_feature_select_);
+    case driver_feature_select:
+      return driver_feature_select_;
     case driver_feature:
       return driver_feature_select_ < 2
                  ? static_cast<uint32_t>(device_.driver_features() >> (32 * driver_feature_select_))
                  : 0;
-    case config_msix_vector: return VIRTIO_MSI_NO_VECTOR;
-    case num_queues: return static_cast<uint32_t>(device_.num_queues());
-    case device_status: return device_.status();
-    case config_generation: return device_.config_generation() & 0xff;
-    case queue_select: return queue_select_;
-    case queue_size: return q ? q->size() : 0;
-    case queue_msix_vector: return VIRTIO_MSI_NO_VECTOR;
-    case queue_enable: return q && q->ready() ? 1 : 0;
-    case queue_notify_off: return has_queue ? queue_select_ : 0;
-    case queue_desc: return q ? static_cast<uint32_t>(q->desc_table()) : 0;
-    case queue_desc + 4: return q ? static_cast<uint32_t>(q->desc_table() >> 32) : 0;
-    case queue_driver: return q ? static_cast<uint32_t>(q->avail_ring()) : 0;
-    case queue_driver + 4: return q ? static_cast<uint32_t>(q->avail_ring() >> 32) : 0;
-    case queue_device: return q ? static_cast<uint32_t>(q->used_ring()) : 0;
-    case queue_device + 4: return q ? static_cast<uint32_t>(q->used_ring() >> 32) : 0;
-    default: return 0;
+    case config_msix_vector:
+      return VIRTIO_MSI_NO_VECTOR;
+    case num_queues:
+      return static_cast<uint32_t>(device_.num_queues());
+    case device_status:
+      return device_.status();
+    case config_generation:
+      return device_.config_generation() & 0xff;
+    case queue_select:
+      return queue_select_;
+    case queue_size:
+      return q ? q->size() : 0;
+    case queue_msix_vector:
+      return VIRTIO_MSI_NO_VECTOR;
+    case queue_enable:
+      return q && q->ready() ? 1 : 0;
+    case queue_notify_off:
+      return has_queue ? queue_select_ : 0;
+    case queue_desc:
+      return q ? static_cast<uint32_t>(q->desc_table()) : 0;
+    case queue_desc + 4:
+      return q ? static_cast<uint32_t>(q->desc_table() >> 32) : 0;
+    case queue_driver:
+      return q ? static_cast<uint32_t>(q->avail_ring()) : 0;
+    case queue_driver + 4:
+      return q ? static_cast<uint32_t>(q->avail_ring() >> 32) : 0;
+    case queue_device:
+      return q ? static_cast<uint32_t>(q->used_ring()) : 0;
+    case queue_device + 4:
+      return q ? static_cast<uint32_t>(q->used_ring() >> 32) : 0;
+    default:
+      return 0;
   }
 }
 
@@ -208,13 +245,25 @@ void VirtioPciTransport::common_write(uint32_t offset, unsigned, uint32_t value)
   // A queue's configuration is frozen while it is enabled (4.1.4.3.2).
   SplitQueue* cfg = q != nullptr && !q->ready() ? q : nullptr;
   auto set_low = [](uint64_t old, uint32_t v) { return (old & 0xffffffff00000000ULL) | v; };
-  auto set_high = [](uint64_t old, uint32_t v) { return (old & 0xffffffffULL) | uint64_t{v} << 32; };
+  auto set_high = [](uint64_t old, uint32_t v) {
+    return (old & 0xffffffffULL) | uint64_t{v} << 32;
+  };
   switch (offset) {
-    case device_feature_select: device_feature_select_ = value; break;
-    case driver_feature_select: driver_feature_select_ = value; break;
-    case driver_feature: device_.write_driver_features(driver_feature_select_, value); break;
-    case device_status: device_.write_status(static_cast<uint8_t>(value)); break;
-    case queue_select: queue_select_ = static_cast<uint16_t>(value); break;
+    case device_feature_select:
+      device_feature_select_ = value;
+      break;
+    case driver_feature_select:
+      driver_feature_select_ = value;
+      break;
+    case driver_feature:
+      device_.write_driver_features(driver_feature_select_, value);
+      break;
+    case device_status:
+      device_.write_status(static_cast<uint8_t>(value));
+      break;
+    case queue_select:
+      queue_select_ = static_cast<uint16_t>(value);
+      break;
     case queue_size:
       if (cfg) cfg->set_size(static_cast<uint16_t>(value));
       break;
@@ -222,13 +271,26 @@ void VirtioPciTransport::common_write(uint32_t offset, unsigned, uint32_t value)
       // Writing 0 is not allowed to a driver (4.1.4.3.2); it is ignored.
       if (value == 1 && q && !q->ready()) enable_queue(queue_select_);
       break;
-    case queue_desc: if (cfg) cfg->set_desc_table(set_low(cfg->desc_table(), value)); break;
-    case queue_desc + 4: if (cfg) cfg->set_desc_table(set_high(cfg->desc_table(), value)); break;
-    case queue_driver: if (cfg) cfg->set_avail_ring(set_low(cfg->avail_ring(), value)); break;
-    case queue_driver + 4: if (cfg) cfg->set_avail_ring(set_high(cfg->avail_ring(), value)); break;
-    case queue_device: if (cfg) cfg->set_used_ring(set_low(cfg->used_ring(), value)); break;
-    case queue_device + 4: if (cfg) cfg->set_used_ring(set_high(cfg->used_ring(), value)); break;
-    default: break;  // read-only or MSI-X (absent)
+    case queue_desc:
+      if (cfg) cfg->set_desc_table(set_low(cfg->desc_table(), value));
+      break;
+    case queue_desc + 4:
+      if (cfg) cfg->set_desc_table(set_high(cfg->desc_table(), value));
+      break;
+    case queue_driver:
+      if (cfg) cfg->set_avail_ring(set_low(cfg->avail_ring(), value));
+      break;
+    case queue_driver + 4:
+      if (cfg) cfg->set_avail_ring(set_high(cfg->avail_ring(), value));
+      break;
+    case queue_device:
+      if (cfg) cfg->set_used_ring(set_low(cfg->used_ring(), value));
+      break;
+    case queue_device + 4:
+      if (cfg) cfg->set_used_ring(set_high(cfg->used_ring(), value));
+      break;
+    default:
+      break;  // read-only or MSI-X (absent)
   }
 }
 
@@ -253,7 +315,9 @@ void VirtioPciTransport::update_intx() {
   if (intx_cb_) intx_cb_(out);
 }
 
-bool VirtioPciTransport::intx_asserted() const { return intx_out_; }
+bool VirtioPciTransport::intx_asserted() const {
+  return intx_out_;
+}
 
 void VirtioPciTransport::reset() {
   command_ = 0;

@@ -1,9 +1,9 @@
 #include "reference/virtio/virtio_device.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
-
-#include <fmt/format.h>
 
 #include "reference/base/endian.h"
 
@@ -11,7 +11,10 @@ VMEM_NAMESPACE_BEGIN
 
 VirtioDevice::VirtioDevice(uint32_t device_id, GuestMemory& mem, std::size_t num_queues,
                            uint16_t queue_max, ConfigNotifyPolicy policy)
-    : device_id_(device_id), mem_(mem), policy_(policy), queues_(num_queues, SplitQueue(queue_max)) {}
+    : device_id_(device_id),
+      mem_(mem),
+      policy_(policy),
+      queues_(num_queues, SplitQueue(queue_max)) {}
 
 uint32_t VirtioDevice::read_device_features(uint32_t select) const {
   if (select > 1) return 0;
@@ -21,7 +24,8 @@ uint32_t VirtioDevice::read_device_features(uint32_t select) const {
 void VirtioDevice::write_driver_features(uint32_t select, uint32_t value) {
   if (select > 1 || (status_ & VIRTIO_CONFIG_S_FEATURES_OK)) return;
   const unsigned shift = 32 * select;
-  driver_features_ = (driver_features_ & ~(uint64_t{0xffffffff} << shift)) | (uint64_t{value} << shift);
+  driver_features_ =
+      (driver_features_ & ~(uint64_t{0xffffffff} << shift)) | (uint64_t{value} << shift);
 }
 
 void VirtioDevice::write_status(uint8_t value) {
@@ -90,7 +94,8 @@ void VirtioDevice::notify_queue(uint16_t index) {
 }
 
 void VirtioDevice::reset() {
-  for (auto& q : queues_) q.reset();
+  for (auto& q : queues_)
+    q.reset();
   driver_features_ = 0;
   status_ = 0;
   isr_ = 0;
@@ -146,7 +151,8 @@ VirtioDeviceState VirtioDevice::save_state() const {
   s.isr = isr_;
   s.broken = broken_;
   s.config_notification_pending = config_notification_pending_;
-  for (const auto& q : queues_) s.queues.push_back(q.state());
+  for (const auto& q : queues_)
+    s.queues.push_back(q.state());
   return s;
 }
 
@@ -162,7 +168,8 @@ Status VirtioDevice::check_state(const VirtioDeviceState& s) const {
                                         s.driver_features, offered_features())});
   }
   if ((s.status & VIRTIO_CONFIG_S_FEATURES_OK) &&
-      (!(s.driver_features & feature_bit(VIRTIO_F_VERSION_1)) || !accept_features(s.driver_features))) {
+      (!(s.driver_features & feature_bit(VIRTIO_F_VERSION_1)) ||
+       !accept_features(s.driver_features))) {
     return unexpected(Error{fmt::format(
         "status has FEATURES_OK but the device refuses driver features {:#x}", s.driver_features)});
   }
@@ -173,8 +180,8 @@ Status VirtioDevice::check_state(const VirtioDeviceState& s) const {
     return unexpected(Error{fmt::format("ISR {:#x} has unknown bits", s.isr)});
   }
   if (s.queues.size() != queues_.size()) {
-    return unexpected(Error{fmt::format("stream has {} queues, the device {}", s.queues.size(),
-                                        queues_.size())});
+    return unexpected(
+        Error{fmt::format("stream has {} queues, the device {}", s.queues.size(), queues_.size())});
   }
   for (std::size_t i = 0; i < s.queues.size(); ++i) {
     const QueueState& qs = s.queues[i];
@@ -194,9 +201,9 @@ Status VirtioDevice::check_state(const VirtioDeviceState& s) const {
     (void)mem_.read(qs.avail_ring + 2, idx);
     const uint16_t avail_idx = load_le<uint16_t>(idx.data());
     if (static_cast<uint16_t>(avail_idx - qs.next_avail) > qs.size) {
-      return unexpected(Error{fmt::format(
-          "queue {}: available index {} is inconsistent with the device's next {}", i, avail_idx,
-          qs.next_avail)});
+      return unexpected(Error{
+          fmt::format("queue {}: available index {} is inconsistent with the device's next {}", i,
+                      avail_idx, qs.next_avail)});
     }
     (void)mem_.read(qs.used_ring + 2, idx);
     if (load_le<uint16_t>(idx.data()) != qs.next_used) {

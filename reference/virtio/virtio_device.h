@@ -33,7 +33,9 @@ inline constexpr unsigned VIRTIO_F_VERSION_1 = 32;
 inline constexpr uint8_t VIRTIO_ISR_QUEUE = 1;
 inline constexpr uint8_t VIRTIO_ISR_CONFIG = 2;
 
-constexpr uint64_t feature_bit(unsigned bit) { return uint64_t{1} << bit; }
+constexpr uint64_t feature_bit(unsigned bit) {
+  return uint64_t{1} << bit;
+}
 
 // The device's interrupt output. The transport decides what it means (an INTx line, an MMIO
 // interrupt); the device only says whether it is asserted.
@@ -55,10 +57,10 @@ enum class ConfigNotifyPolicy : uint8_t {
 };
 
 struct VirtioCounters {
-  uint64_t config_interrupts = 0;   // ISR bit 1 raised
-  uint64_t queue_interrupts = 0;    // ISR bit 0 raised
-  uint64_t feature_refusals = 0;    // FEATURES_OK refused
-  uint64_t needs_reset = 0;         // times the device broke itself
+  uint64_t config_interrupts = 0;  // ISR bit 1 raised
+  uint64_t queue_interrupts = 0;   // ISR bit 0 raised
+  uint64_t feature_refusals = 0;   // FEATURES_OK refused
+  uint64_t needs_reset = 0;        // times the device broke itself
 };
 
 // What migration saves of the generic part of a device (decisions D13).

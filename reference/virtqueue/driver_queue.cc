@@ -10,7 +10,9 @@ VMEM_NAMESPACE_BEGIN
 
 namespace {
 
-constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+constexpr uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) / a * a;
+}
 
 template <class T>
 bool put(GuestMemory& mem, uint64_t gpa, T v) {
@@ -83,7 +85,9 @@ bool DriverQueue::set_avail_idx(uint16_t idx) {
   return put<uint16_t>(mem_, avail_ + 2, idx);
 }
 
-bool DriverQueue::set_avail_flags(uint16_t flags) { return put<uint16_t>(mem_, avail_, flags); }
+bool DriverQueue::set_avail_flags(uint16_t flags) {
+  return put<uint16_t>(mem_, avail_, flags);
+}
 
 bool DriverQueue::set_used_event(uint16_t idx) {
   return put<uint16_t>(mem_, avail_ + 4 + 2ULL * size_, idx);
@@ -95,7 +99,8 @@ std::optional<uint16_t> DriverQueue::build_chain(uint16_t first_slot,
   const std::size_t pieces = shape.readable.size() + shape.writable.size();
   if (pieces == 0 || first_slot >= size_) return std::nullopt;
   uint64_t readable_total = 0;
-  for (uint32_t n : shape.readable) readable_total += n;
+  for (uint32_t n : shape.readable)
+    readable_total += n;
   if (readable_total != request.size()) return std::nullopt;
 
   // Data for all pieces goes in the data slots from first_slot on; descriptors either in the
@@ -163,7 +168,9 @@ std::vector<uint8_t> DriverQueue::read_response(uint16_t head, uint32_t len) con
   return out;
 }
 
-uint16_t DriverQueue::device_used_idx() const { return get<uint16_t>(mem_, used_ + 2).value_or(0); }
+uint16_t DriverQueue::device_used_idx() const {
+  return get<uint16_t>(mem_, used_ + 2).value_or(0);
+}
 
 uint16_t DriverQueue::avail_event() const {
   return get<uint16_t>(mem_, used_ + 4 + 8ULL * size_).value_or(0);

@@ -53,7 +53,9 @@ class DriverQueue {
 
   // --- Raw access, for hostile chains ---
   bool write_descriptor(uint64_t table, uint16_t index, const Descriptor& d);
-  bool write_descriptor(uint16_t index, const Descriptor& d) { return write_descriptor(desc_, index, d); }
+  bool write_descriptor(uint16_t index, const Descriptor& d) {
+    return write_descriptor(desc_, index, d);
+  }
   // Puts `head` in the available ring and publishes it (avail->idx + 1).
   bool publish(uint16_t head);
   // Moves avail->idx without writing ring entries.

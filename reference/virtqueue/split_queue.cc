@@ -40,30 +40,51 @@ Result<void, MemoryError> store(GuestMemory& mem, uint64_t gpa, T v) {
   return mem.write(gpa, b);
 }
 
-uint64_t avail_ring_bytes(uint16_t size) { return kAvailRing + 2ULL * size + 2; }
-uint64_t used_ring_bytes(uint16_t size) { return kUsedRing + kUsedElemSize * size + 2; }
+uint64_t avail_ring_bytes(uint16_t size) {
+  return kAvailRing + 2ULL * size + 2;
+}
+uint64_t used_ring_bytes(uint16_t size) {
+  return kUsedRing + kUsedElemSize * size + 2;
+}
 
 }  // namespace
 
 const char* to_string(QueueError e) {
   switch (e) {
-    case QueueError::NotReady: return "queue not ready";
-    case QueueError::BadQueueSize: return "queue size not a power of two or above the maximum";
-    case QueueError::RingMisaligned: return "ring misaligned";
-    case QueueError::RingOutOfMemory: return "ring outside guest memory";
-    case QueueError::AvailIndexTooFar: return "available index moved more than the queue size";
-    case QueueError::HeadOutOfRange: return "chain head index out of range";
-    case QueueError::NextOutOfRange: return "next descriptor index out of range";
-    case QueueError::ChainTooLong: return "descriptor chain longer than the queue size (loop?)";
-    case QueueError::IndirectNotNegotiated: return "indirect descriptor without VIRTIO_F_INDIRECT_DESC";
-    case QueueError::IndirectBadLength: return "indirect table length 0 or not a multiple of 16";
-    case QueueError::IndirectNested: return "indirect descriptor inside an indirect table";
-    case QueueError::IndirectWithNext: return "descriptor with both INDIRECT and NEXT";
-    case QueueError::ZeroLengthDescriptor: return "zero-length descriptor";
-    case QueueError::BufferOutOfMemory: return "buffer outside guest memory";
-    case QueueError::ReadableAfterWritable: return "device-readable descriptor after a writable one";
-    case QueueError::ChainTooLarge: return "descriptor chain larger than 2^32 bytes";
-    case QueueError::UsedHeadOutOfRange: return "used element head out of range";
+    case QueueError::NotReady:
+      return "queue not ready";
+    case QueueError::BadQueueSize:
+      return "queue size not a power of two or above the maximum";
+    case QueueError::RingMisaligned:
+      return "ring misaligned";
+    case QueueError::RingOutOfMemory:
+      return "ring outside guest memory";
+    case QueueError::AvailIndexTooFar:
+      return "available index moved more than the queue size";
+    case QueueError::HeadOutOfRange:
+      return "chain head index out of range";
+    case QueueError::NextOutOfRange:
+      return "next descriptor index out of range";
+    case QueueError::ChainTooLong:
+      return "descriptor chain longer than the queue size (loop?)";
+    case QueueError::IndirectNotNegotiated:
+      return "indirect descriptor without VIRTIO_F_INDIRECT_DESC";
+    case QueueError::IndirectBadLength:
+      return "indirect table length 0 or not a multiple of 16";
+    case QueueError::IndirectNested:
+      return "indirect descriptor inside an indirect table";
+    case QueueError::IndirectWithNext:
+      return "descriptor with both INDIRECT and NEXT";
+    case QueueError::ZeroLengthDescriptor:
+      return "zero-length descriptor";
+    case QueueError::BufferOutOfMemory:
+      return "buffer outside guest memory";
+    case QueueError::ReadableAfterWritable:
+      return "device-readable descriptor after a writable one";
+    case QueueError::ChainTooLarge:
+      return "descriptor chain larger than 2^32 bytes";
+    case QueueError::UsedHeadOutOfRange:
+      return "used element head out of range";
   }
   return "?";
 }
@@ -209,7 +230,9 @@ Result<void, QueueError> SplitQueue::add_used(GuestMemory& mem, uint16_t head, u
   return {};
 }
 
-void SplitQueue::detach(const DescriptorChain&) { ++detached_; }
+void SplitQueue::detach(const DescriptorChain&) {
+  ++detached_;
+}
 
 bool SplitQueue::should_notify(const GuestMemory& mem) {
   if (!event_idx_) {
@@ -225,7 +248,8 @@ bool SplitQueue::should_notify(const GuestMemory& mem) {
   auto used_event = load<uint16_t>(mem, avail_ring_ + kAvailRing + 2ULL * size_);
   if (!used_event.has_value()) return true;
   // vring_need_event(): notify if used_event lies in [old_idx, new_idx).
-  return static_cast<uint16_t>(new_idx - *used_event - 1) < static_cast<uint16_t>(new_idx - old_idx);
+  return static_cast<uint16_t>(new_idx - *used_event - 1) <
+         static_cast<uint16_t>(new_idx - old_idx);
 }
 
 void SplitQueue::publish_avail_event(GuestMemory& mem) {
@@ -245,9 +269,8 @@ void SplitQueue::reset() {
 }
 
 QueueState SplitQueue::state() const {
-  return QueueState{size_,       ready_,      desc_table_,     avail_ring_,
-                    used_ring_,  next_avail_, next_used_,      signalled_used_,
-                    signalled_used_valid_};
+  return QueueState{size_,       ready_,     desc_table_,     avail_ring_,          used_ring_,
+                    next_avail_, next_used_, signalled_used_, signalled_used_valid_};
 }
 
 void SplitQueue::restore(const QueueState& s) {

@@ -28,22 +28,22 @@ inline constexpr uint16_t kMaxQueueSize = 32768;
 
 enum class QueueError : uint8_t {
   NotReady,
-  BadQueueSize,          // not a power of two, or above the device's maximum
-  RingMisaligned,        // descriptor table 16, available ring 2, used ring 4 bytes (2.7)
-  RingOutOfMemory,       // a ring is not inside guest memory
-  AvailIndexTooFar,      // the driver moved avail->idx more than queue size ahead
+  BadQueueSize,      // not a power of two, or above the device's maximum
+  RingMisaligned,    // descriptor table 16, available ring 2, used ring 4 bytes (2.7)
+  RingOutOfMemory,   // a ring is not inside guest memory
+  AvailIndexTooFar,  // the driver moved avail->idx more than queue size ahead
   HeadOutOfRange,
   NextOutOfRange,
-  ChainTooLong,          // more descriptors than the queue size: a loop, or a driver bug
+  ChainTooLong,  // more descriptors than the queue size: a loop, or a driver bug
   IndirectNotNegotiated,
-  IndirectBadLength,     // 0, or not a multiple of 16
-  IndirectNested,        // an indirect descriptor inside an indirect table
-  IndirectWithNext,      // INDIRECT together with NEXT
-  ZeroLengthDescriptor,  // QEMU refuses zero-sized buffers; so do we
-  BufferOutOfMemory,     // a buffer is not inside guest memory
-  ReadableAfterWritable, // device-readable descriptors must come first (2.7.4.2)
-  ChainTooLarge,         // more than 2^32 bytes in one chain
-  UsedHeadOutOfRange,    // add_used with a head the queue never handed out
+  IndirectBadLength,      // 0, or not a multiple of 16
+  IndirectNested,         // an indirect descriptor inside an indirect table
+  IndirectWithNext,       // INDIRECT together with NEXT
+  ZeroLengthDescriptor,   // QEMU refuses zero-sized buffers; so do we
+  BufferOutOfMemory,      // a buffer is not inside guest memory
+  ReadableAfterWritable,  // device-readable descriptors must come first (2.7.4.2)
+  ChainTooLarge,          // more than 2^32 bytes in one chain
+  UsedHeadOutOfRange,     // add_used with a head the queue never handed out
 };
 const char* to_string(QueueError e);
 
