@@ -19,7 +19,8 @@ struct Machine {
 
   GuestMemory mem;
   MemoryRegion* ram = nullptr;
-  MemoryRegion* device_region = nullptr;
+  MemoryRegion* device_region = nullptr;  // null for an empty region (region_size 0, DEV-7)
+  Backing empty_region = std::move(*Backing::create(BackingKind::Null, 0));
   std::unique_ptr<VirtioMemDevice> device;
 };
 

@@ -554,3 +554,45 @@ INSTANTIATE_TEST_SUITE_P(BlockSizes, LargeRegionTest, ::testing::Values(2 * kMiB
 
 }  // namespace
 }  // namespace vmem::testing
+
+namespace vmem::testing {
+namespace {
+
+// DEV-7: region_size may be 0. Nothing is valid then, and UNPLUG_ALL still succeeds.
+TEST(DeviceEdgeTest, EmptyRegion) {
+  DeviceOptions o = small_options();
+  o.region_size = 0;
+  o.requested_size = 0;
+  Testbed t = make_testbed(o);
+  EXPECT_EQ(t.cfg().usable_region_size, 0u);
+  EXPECT_EQ(t.plug(o.addr, 1), RespType::Error);
+  EXPECT_EQ(t.state(o.addr, 1).type, RespType::Error);
+  EXPECT_EQ(t.unplug_all(), RespType::Ack);
+  EXPECT_FALSE(t.dev().set_requested_size(2 * kMiB).has_value());
+}
+
+TEST(DeviceEdgeTest, InvalidOptionsAreRefusedWithTheirName) {
+  auto refused = [](DeviceOptions o, const char* what) {
+    auto v = validate(o);
+    EXPECT_FALSE(v.has_value()) << what;
+    return v.has_value() ? std::string() : v.error().message;
+  };
+  DeviceOptions o = small_options();
+  o.block_size = 3 * kMiB;
+  EXPECT_NE(refused(o, "block size").find("block-size"), std::string::npos);
+  o = small_options();
+  o.addr += 4096;
+  EXPECT_NE(refused(o, "addr").find("addr"), std::string::npos);
+  o = small_options();
+  o.requested_size = 2 * kGiB;
+  EXPECT_NE(refused(o, "requested").find("requested-size"), std::string::npos);
+  o = small_options();
+  o.addr = 0 - kGiB;
+  EXPECT_NE(refused(o, "wrap").find("wraps"), std::string::npos);
+  o = small_options();
+  o.fault = "range-end-off-by-one";
+  EXPECT_NE(refused(o, "fault in the normal build").find("mutants build"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vmem::testing

@@ -98,7 +98,10 @@ std::optional<BackingKind> backing_from(std::string_view s) {
 }
 
 Status parse_device(const TraceOp& op, Trace& t) {
-  for (const auto& [k, v] : op.kv) {
+  for (const auto& entry : op.kv) {
+    // Not a structured binding: clang 14 cannot capture one in the lambda below.
+    const std::string& k = entry.first;
+    const std::string& v = entry.second;
     auto num = parse_u64(v);
     auto need_num = [&]() -> Result<uint64_t> {
       if (!num) return unexpected(at(op.line, fmt::format("'{}' needs a number, got '{}'", k, v)));
