@@ -43,6 +43,13 @@ class ByteReader {
     pos_ += sizeof(T);
     return v;
   }
+  // A boolean stored as one byte: anything but 0 or 1 is an error.
+  Result<bool> get_flag(std::string_view field) {
+    auto b = get<uint8_t>(field);
+    if (!b.has_value()) return unexpected(b.error());
+    if (*b > 1) return unexpected(Error{fmt::format("field '{}' is {}, not 0 or 1", field, *b)});
+    return *b == 1;
+  }
   std::size_t remaining() const { return in_.size() - pos_; }
   std::size_t position() const { return pos_; }
 

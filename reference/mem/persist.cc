@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cstring>
+#include <type_traits>
 
 #include "reference/base/byte_stream.h"
 #include "reference/mem/device.h"
@@ -38,9 +39,16 @@ struct Loaded {
   std::vector<uint64_t> words;
 };
 
-#define VMEM_GET(reader, type, dst, name)               \
+// Reads the next field into `dst` (its type says how many bytes) or returns the error.
+#define VMEM_GET(reader, dst, name)                                       \
+  do {                                                                    \
+    auto v_ = (reader).get<std::remove_reference_t<decltype(dst)>>(name); \
+    if (!v_.has_value()) return unexpected(v_.error());                   \
+    (dst) = *v_;                                                          \
+  } while (false)
+#define VMEM_GET_FLAG(reader, dst, name)                \
   do {                                                  \
-    auto v_ = (reader).get<type>(name);                 \
+    auto v_ = (reader).get_flag(name);                  \
     if (!v_.has_value()) return unexpected(v_.error()); \
     (dst) = *v_;                                        \
   } while (false)
@@ -50,65 +58,56 @@ Result<Loaded> parse(std::span<const uint8_t> stream) {
   Loaded l{};
   for (std::size_t i = 0; i < kMagic.size(); ++i) {
     uint8_t b = 0;
-    VMEM_GET(r, uint8_t, b, "magic");
+    VMEM_GET(r, b, "magic");
     if (b != kMagic[i]) return unexpected(Error{"not a virtio-mem device stream (bad magic)"});
   }
   uint32_t version = 0;
-  VMEM_GET(r, uint32_t, version, "version");
+  VMEM_GET(r, version, "version");
   if (version != kVersion) {
     return unexpected(
         Error{fmt::format("stream version {} is not the supported {}", version, kVersion)});
   }
-  VMEM_GET(r, uint64_t, l.addr, "addr");
-  VMEM_GET(r, uint64_t, l.region_size, "region_size");
-  VMEM_GET(r, uint64_t, l.block_size, "block_size");
-  VMEM_GET(r, uint16_t, l.node_id, "node_id");
-  VMEM_GET(r, uint8_t, l.profile, "profile");
-  VMEM_GET(r, uint64_t, l.usable_extent, "usable_extent");
-  VMEM_GET(r, uint64_t, l.features, "features");
-  VMEM_GET(r, uint64_t, l.requested_size, "requested_size");
-  VMEM_GET(r, uint64_t, l.usable_region_size, "usable_region_size");
-  VMEM_GET(r, uint64_t, l.plugged_size, "plugged_size");
-  uint8_t flag = 0;
-  VMEM_GET(r, uint8_t, l.virtio.status, "status");
-  VMEM_GET(r, uint64_t, l.virtio.driver_features, "driver_features");
-  VMEM_GET(r, uint32_t, l.virtio.config_generation, "config_generation");
-  VMEM_GET(r, uint8_t, l.virtio.isr, "isr");
-  VMEM_GET(r, uint8_t, flag, "broken");
-  if (flag > 1) return unexpected(Error{"field 'broken' is not 0 or 1"});
-  l.virtio.broken = flag != 0;
-  VMEM_GET(r, uint8_t, flag, "config_notification_pending");
-  if (flag > 1) return unexpected(Error{"field 'config_notification_pending' is not 0 or 1"});
-  l.virtio.config_notification_pending = flag != 0;
+  VMEM_GET(r, l.addr, "addr");
+  VMEM_GET(r, l.region_size, "region_size");
+  VMEM_GET(r, l.block_size, "block_size");
+  VMEM_GET(r, l.node_id, "node_id");
+  VMEM_GET(r, l.profile, "profile");
+  VMEM_GET(r, l.usable_extent, "usable_extent");
+  VMEM_GET(r, l.features, "features");
+  VMEM_GET(r, l.requested_size, "requested_size");
+  VMEM_GET(r, l.usable_region_size, "usable_region_size");
+  VMEM_GET(r, l.plugged_size, "plugged_size");
+  VMEM_GET(r, l.virtio.status, "status");
+  VMEM_GET(r, l.virtio.driver_features, "driver_features");
+  VMEM_GET(r, l.virtio.config_generation, "config_generation");
+  VMEM_GET(r, l.virtio.isr, "isr");
+  VMEM_GET_FLAG(r, l.virtio.broken, "broken");
+  VMEM_GET_FLAG(r, l.virtio.config_notification_pending, "config_notification_pending");
   uint16_t nqueues = 0;
-  VMEM_GET(r, uint16_t, nqueues, "queue count");
+  VMEM_GET(r, nqueues, "queue count");
   if (nqueues > 1) return unexpected(Error{fmt::format("{} queues; virtio-mem has 1", nqueues)});
   for (uint16_t i = 0; i < nqueues; ++i) {
     QueueState q;
-    VMEM_GET(r, uint16_t, q.size, "queue size");
-    VMEM_GET(r, uint8_t, flag, "queue ready");
-    if (flag > 1) return unexpected(Error{"field 'queue ready' is not 0 or 1"});
-    q.ready = flag != 0;
-    VMEM_GET(r, uint64_t, q.desc_table, "queue desc");
-    VMEM_GET(r, uint64_t, q.avail_ring, "queue avail");
-    VMEM_GET(r, uint64_t, q.used_ring, "queue used");
-    VMEM_GET(r, uint16_t, q.next_avail, "queue next_avail");
-    VMEM_GET(r, uint16_t, q.next_used, "queue next_used");
-    VMEM_GET(r, uint16_t, q.signalled_used, "queue signalled_used");
-    VMEM_GET(r, uint8_t, flag, "queue signalled_used_valid");
-    if (flag > 1) return unexpected(Error{"field 'queue signalled_used_valid' is not 0 or 1"});
-    q.signalled_used_valid = flag != 0;
+    VMEM_GET(r, q.size, "queue size");
+    VMEM_GET_FLAG(r, q.ready, "queue ready");
+    VMEM_GET(r, q.desc_table, "queue desc");
+    VMEM_GET(r, q.avail_ring, "queue avail");
+    VMEM_GET(r, q.used_ring, "queue used");
+    VMEM_GET(r, q.next_avail, "queue next_avail");
+    VMEM_GET(r, q.next_used, "queue next_used");
+    VMEM_GET(r, q.signalled_used, "queue signalled_used");
+    VMEM_GET_FLAG(r, q.signalled_used_valid, "queue signalled_used_valid");
     l.virtio.queues.push_back(q);
   }
   uint64_t nwords = 0;
-  VMEM_GET(r, uint64_t, nwords, "bitmap word count");
+  VMEM_GET(r, nwords, "bitmap word count");
   if (nwords > r.remaining() / 8) {
     return unexpected(
         Error{fmt::format("bitmap of {} words but only {} bytes left", nwords, r.remaining())});
   }
   l.words.resize(nwords);
   for (auto& w : l.words)
-    VMEM_GET(r, uint64_t, w, "bitmap");
+    VMEM_GET(r, w, "bitmap");
   if (r.remaining() != 0) {
     return unexpected(Error{fmt::format("{} unexpected bytes after the bitmap", r.remaining())});
   }
@@ -116,6 +115,7 @@ Result<Loaded> parse(std::span<const uint8_t> stream) {
 }
 
 #undef VMEM_GET
+#undef VMEM_GET_FLAG
 
 template <class T>
 Status same(std::string_view what, T theirs, T ours) {

@@ -183,7 +183,8 @@ Result<uint64_t> Backing::resident_bytes(uint64_t offset, uint64_t size) const {
 
   // Fallback: mincore counts the zero page too, so callers re-discard what they read (D10).
   std::vector<unsigned char> vec(last - first);
-  if (mincore(reinterpret_cast<void*>(first * page), (last - first) * page, vec.data()) != 0) {
+  uint8_t* const first_page = data_ + offset - (reinterpret_cast<uintptr_t>(data_ + offset) % page);
+  if (mincore(first_page, (last - first) * page, vec.data()) != 0) {
     return unexpected(errno_error("mincore"));
   }
   for (unsigned char v : vec)

@@ -242,7 +242,7 @@ std::string format_trace(const Trace& t) {
     for (const auto& a : op.args)
       out += " " + a;
     for (const auto& [k, v] : op.kv)
-      out += " " + k + "=" + v;
+      out.append(" ").append(k).append("=").append(v);
     if (op.has_expect) {
       out += " ->";
       for (const auto& e : op.expect)
