@@ -196,11 +196,14 @@ Response VirtioMemDevice::plug(uint64_t gpa, uint16_t nb_blocks) {
   if (hooks_ != nullptr && !hooks_->populate(offset, in_region).has_value()) {
     // The hook rolled back its own work; give back whatever memory was populated meanwhile.
     ++counters_.populate_refusals;
+    touched_.add(block_of(gpa), blocks_in_region(gpa, nb_blocks));
     (void)region_.discard(offset, in_region);
+    hooks_->unplugged(offset, in_region);
     return {RespType::Busy};
   }
   if (const uint64_t n = blocks_in_region(gpa, nb_blocks))
     bitmap_.set_range_plugged(block_of(gpa), n);
+  touched_.add(block_of(gpa), blocks_in_region(gpa, nb_blocks));
   plugged_size_ += size;  // DEV-30
   sync_config();
   config_changed(false);  // DEV-10: plugged_size alone is not notified
@@ -219,13 +222,15 @@ Response VirtioMemDevice::unplug(uint64_t gpa, uint16_t nb_blocks) {
   const uint64_t size = blocks_in_region(gpa, nb_blocks) * options_.block_size;
   // Memory is discarded first and listeners are told after (QEMU's order); a failed discard
   // changes nothing and answers BUSY.
-  if (!region_.discard(offset, size).has_value()) {
+  if (!faulty(fault_, Fault::UnplugSkipsDiscard) && !region_.discard(offset, size).has_value()) {
     ++counters_.discard_failures;
     return {RespType::Busy};
   }
   if (hooks_ != nullptr) hooks_->discard(offset, size);
   if (const uint64_t n = blocks_in_region(gpa, nb_blocks))
     bitmap_.set_range_unplugged(block_of(gpa), n);
+  touched_.add(block_of(gpa), blocks_in_region(gpa, nb_blocks));
+  if (hooks_ != nullptr) hooks_->unplugged(offset, size);
   if (!faulty(fault_, Fault::UnplugPluggedSizeStale)) {
     plugged_size_ -= uint64_t{nb_blocks} * options_.block_size;  // DEV-37
   }
@@ -263,14 +268,12 @@ bool VirtioMemDevice::unplug_everything() {
       return false;
     }
   }
-  if (hooks_ != nullptr && bitmap_.count() != 0) {
-    bitmap_.for_each_run(true, 0, bitmap_.size(), [&](uint64_t first, uint64_t n) {
-      hooks_->discard(first * options_.block_size, n * options_.block_size);
-      return true;
-    });
-  }
+  const bool had_plugged = bitmap_.count() != 0;
+  if (hooks_ != nullptr && had_plugged) hooks_->discard_all();
   bitmap_.clear_all();
+  touched_.add(0, bitmap_.size());
   plugged_size_ = 0;
+  if (hooks_ != nullptr && had_plugged) hooks_->unplugged(0, options_.region_size);
   // DEV-43: the usable region may shrink here, without a notification.
   resize_usable_region(true);
   sync_config();

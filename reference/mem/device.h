@@ -10,11 +10,13 @@
 // device sets DEVICE_NEEDS_RESET, as QEMU's virtio_error() does.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "reference/base/result.h"
@@ -26,6 +28,18 @@
 #include "reference/virtio/virtio_device.h"
 
 VMEM_NAMESPACE_BEGIN
+
+// The blocks [first, end) whose state may have changed since someone last asked (the invariant
+// checker's incremental mode, decisions D11). Empty when first >= end.
+struct TouchedBlocks {
+  uint64_t first = ~uint64_t{0};
+  uint64_t end = 0;
+  bool empty() const { return first >= end; }
+  void add(uint64_t f, uint64_t n) {
+    first = std::min(first, f);
+    end = std::max(end, f + n);
+  }
+};
 
 // What the guest sees for one request.
 struct Response {
@@ -75,6 +89,8 @@ class VirtioMemDevice final : public VirtioDevice {
   Fault fault() const { return fault_; }
   Backing& region() { return region_; }
   const RequestCounters& request_counters() const { return counters_; }
+  // Returns the blocks touched since the last call, and forgets them.
+  TouchedBlocks take_touched() { return std::exchange(touched_, TouchedBlocks{}); }
 
   // --- Migration (decisions D13; persist.cc) ---
   std::vector<uint8_t> save() const;
@@ -120,6 +136,7 @@ class VirtioMemDevice final : public VirtioDevice {
   std::array<uint8_t, kConfigSize> config_bytes_{};
   DescriptorChain chain_;  // reused by handle_queue, so the hot path does not allocate
   RequestCounters counters_;
+  TouchedBlocks touched_;
 };
 
 VMEM_NAMESPACE_END

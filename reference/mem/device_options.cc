@@ -58,6 +58,15 @@ Status validate(const DeviceOptions& o) {
     return unexpected(Error{
         fmt::format("queue size {} must be a power of two up to {}", o.queue_size, kMaxQueueSize)});
   }
+  if (o.dynamic_memslots) {
+    if (o.profile == Profile::Qemu72) {
+      return unexpected(Error{"dynamic-memslots does not exist in QEMU 7.2 (profile qemu-7.2)"});
+    }
+    if (o.unplugged_inaccessible == Tristate::Off) {
+      return unexpected(
+          Error{"'dynamic-memslots' is only supported with 'unplugged-inaccessible=on'"});
+    }
+  }
   const auto fault = fault_from_name(o.fault);
   if (!fault) return unexpected(Error{fmt::format("unknown fault '{}'", o.fault)});
   if (*fault != Fault::None && !kMutantsBuild) {

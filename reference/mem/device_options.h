@@ -30,6 +30,10 @@ struct DeviceOptions {
   Tristate persistent_suspend = Tristate::Auto;
   bool indirect_desc = true;
   bool event_idx = true;
+  // Dynamic memslots (QEMU 8.2+): only memslots holding plugged blocks are mapped. They need
+  // UNPLUGGED_INACCESSIBLE: a CPU read of an unplugged block in an unmapped memslot could not
+  // work (DEV-20). Not available in the qemu-7.2 profile.
+  bool dynamic_memslots = false;
 
   uint16_t queue_size = 128;  // QEMU's size for the guest-request queue
   // A named fault (decisions D6); only the mutants build accepts anything but "" or "none".

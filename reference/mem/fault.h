@@ -28,6 +28,13 @@ enum class Fault : uint8_t {
   ResizeWithoutNotification,
   MigrationTrustsPluggedSize,
   StateChainNotReturned,
+  RollbackClippedToFailingSection,
+  RollbackSkipsFirstListener,
+  UnregisterKeepsMappings,
+  PopulateMapsWholeSection,
+  MemslotDeactivatedWhilePlugged,
+  UsableRegionNotRounded,
+  UnplugSkipsDiscard,
 };
 
 struct FaultInfo {

@@ -239,6 +239,7 @@ Status VirtioMemDevice::load(std::span<const uint8_t> stream) {
 
   // Commit. Memory the source had unplugged is given back on the target too.
   bitmap_ = std::move(*bitmap);
+  touched_.add(0, bitmap_.size());
   requested_size_ = l.requested_size;
   usable_region_size_ = l.usable_region_size;
   plugged_size_ = plugged_size;

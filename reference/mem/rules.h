@@ -143,7 +143,9 @@ W<M> resized_usable_region(const M& m, W<M> region_size, W<M> block_size, W<M> e
   const W<M> wanted =
       m.select(m.add_overflows(requested_size, extent), region_size, m.add(requested_size, extent));
   const W<M> capped = m.select(m.ult(region_size, wanted), region_size, wanted);
-  W<M> target = m.select(m.eq(requested_size, m.lit(0)), m.lit(0), round_up(m, capped, block_size));
+  const W<M> rounded =
+      faulty(fault, Fault::UsableRegionNotRounded) ? capped : round_up(m, capped, block_size);
+  W<M> target = m.select(m.eq(requested_size, m.lit(0)), m.lit(0), rounded);
   if (faulty(fault, Fault::UnplugAllUsableBelowRequested)) {
     target = m.select(can_shrink, m.lit(0), target);
   }

@@ -3,8 +3,16 @@
 // configuration of the same library behaves as the spec requires.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <set>
+
+#include "reference/check/invariants.h"
+#include "reference/discard/discard_manager.h"
+#include "reference/discard/recording_listener.h"
+#include "reference/kvm/memslot_map.h"
 #include "reference/tests/testbed.h"
 #include "reference/trace/trace.h"
+#include "reference/vfio/vfio_listener.h"
 
 namespace vmem::testing {
 namespace {
@@ -168,6 +176,154 @@ config
   const ReplayReport stale = replay_trace(recorded.recorded, "unplug-plugged-size-stale");
   ASSERT_TRUE(stale.mismatch);
   EXPECT_EQ(stale.mismatch->line, 9);
+}
+
+}  // namespace
+}  // namespace vmem::testing
+
+// --- The invariant checker catches a named mutant for each invariant (issue: discard manager) --
+
+namespace vmem::testing {
+namespace {
+
+constexpr uint64_t kBlk = 2 * kMiB;
+
+struct Rig {
+  Testbed t;
+  DiscardPermission permission;
+  std::unique_ptr<DiscardManager> manager;
+  std::unique_ptr<InvariantChecker> checker;
+  VfioType1Container container;
+  std::unique_ptr<VfioMemoryListener> vfio;
+  std::vector<std::unique_ptr<RecordingListener>> listeners;
+  std::unique_ptr<MemslotMap> memslots;
+
+  Rig(Fault f, DeviceOptions o = small_options()) {
+    o.fault = std::string(fault_name(f));
+    t = make_testbed(o);
+    manager = std::move(*DiscardManager::attach(t.dev(), permission));
+    checker = std::make_unique<InvariantChecker>(t.dev());
+    if (o.dynamic_memslots) {
+      memslots = std::make_unique<MemslotMap>(t.dev(), true, 256);
+      manager->set_memslots(memslots.get());
+      checker->watch(*memslots);
+    }
+    vfio = std::move(*VfioMemoryListener::create(
+        container, *manager, permission,
+        reinterpret_cast<uintptr_t>(t.machine->device_region->backing.data()), {o.profile, 512}));
+    checker->watch(*vfio);
+  }
+  RecordingListener& listener(Section s) {
+    listeners.push_back(std::make_unique<RecordingListener>("l" + std::to_string(listeners.size()),
+                                                            t.dev().bitmap().size(), kBlk));
+    EXPECT_TRUE(manager->register_listener(*listeners.back(), s).has_value());
+    checker->watch(*listeners.back(), s);
+    return *listeners.back();
+  }
+  // The invariants (by their "In" prefix) the checker reports.
+  std::set<std::string> caught() {
+    std::set<std::string> ids;
+    for (const Violation& v : checker->check_incremental())
+      ids.insert(v.invariant.substr(0, 2));
+    for (const Violation& v : checker->check_full())
+      ids.insert(v.invariant.substr(0, 2));
+    return ids;
+  }
+};
+
+// Runs `scenario` on the fault-free device (no violation) and on the mutant (the invariant
+// `expected` reported).
+void expect_caught(Fault f, const std::string& expected, const std::function<void(Rig&)>& scenario,
+                   DeviceOptions o = small_options()) {
+  {
+    Rig clean(Fault::None, o);
+    scenario(clean);
+    EXPECT_TRUE(clean.caught().empty()) << "the scenario breaks the correct device";
+  }
+  Rig mutant(f, o);
+  scenario(mutant);
+  EXPECT_TRUE(mutant.caught().count(expected)) << fault_name(f) << " not caught as " << expected;
+}
+
+TEST(InvariantCheckerTest, CatchesI1PluggedSizeStale) {
+  expect_caught(Fault::UnplugPluggedSizeStale, "I1", [](Rig& r) {
+    r.t.plug(r.t.block(0), 2);
+    r.t.unplug(r.t.block(0), 1);
+  });
+}
+
+TEST(InvariantCheckerTest, CatchesI2RangeEndOffByOne) {
+  expect_caught(Fault::RangeEndOffByOne, "I2", [](Rig& r) {
+    const uint64_t usable_end = r.t.cfg().addr + r.t.cfg().usable_region_size;
+    r.t.plug(usable_end - kBlk, 2);
+  });
+}
+
+TEST(InvariantCheckerTest, CatchesI3UnplugAllBelowRequested) {
+  expect_caught(Fault::UnplugAllUsableBelowRequested, "I3", [](Rig& r) { r.t.unplug_all(); });
+}
+
+TEST(InvariantCheckerTest, CatchesI4UsableRegionNotRounded) {
+  DeviceOptions o = small_options();
+  o.usable_extent = 1 * kMiB;
+  expect_caught(
+      Fault::UsableRegionNotRounded, "I4", [](Rig& r) { r.t.unplug_all(); }, o);
+}
+
+TEST(InvariantCheckerTest, CatchesI5RollbackToTheWrongSection) {
+  expect_caught(Fault::RollbackClippedToFailingSection, "I5", [](Rig& r) {
+    r.listener({0, 20 * kBlk});
+    r.listener({10 * kBlk, 20 * kBlk}).refuse_after(0);
+    r.listener({2 * kBlk, 4 * kBlk});  // notified first; its own section differs from the refuser's
+    r.t.plug(r.t.block(0), 30);
+  });
+}
+
+TEST(InvariantCheckerTest, CatchesI5RollbackThatMissesAListener) {
+  expect_caught(Fault::RollbackSkipsFirstListener, "I5", [](Rig& r) {
+    r.listener({0, 10 * kBlk}).refuse_after(0);
+    r.listener({0, 10 * kBlk});  // notified first, never rolled back
+    r.t.plug(r.t.block(0), 4);
+  });
+}
+
+TEST(InvariantCheckerTest, CatchesI6UnregisterKeepingMappings) {
+  expect_caught(Fault::UnregisterKeepsMappings, "I6", [](Rig& r) {
+    ASSERT_TRUE(r.vfio->region_add({0, 64 * kBlk}).has_value());
+    r.t.plug(r.t.block(0), 4);
+    r.vfio->region_del({0, 64 * kBlk});
+  });
+}
+
+TEST(InvariantCheckerTest, CatchesI6PopulateMappingTheWholeSection) {
+  expect_caught(Fault::PopulateMapsWholeSection, "I6", [](Rig& r) {
+    ASSERT_TRUE(r.vfio->region_add({0, 16 * kBlk}).has_value());
+    r.t.plug(r.t.block(3), 1);
+  });
+}
+
+TEST(InvariantCheckerTest, CatchesI7MemslotUnmappedWhilePlugged) {
+  DeviceOptions o = small_options();
+  o.region_size = 4 * kGiB;
+  o.requested_size = 4 * kGiB;
+  o.dynamic_memslots = true;
+  expect_caught(
+      Fault::MemslotDeactivatedWhilePlugged, "I7",
+      [](Rig& r) {
+        ASSERT_TRUE(r.memslots->add_listener(*r.vfio).has_value());
+        r.t.plug(r.t.block(0), 2);
+        r.t.unplug(r.t.block(1), 1);
+      },
+      o);
+}
+
+TEST(InvariantCheckerTest, CatchesI8UnplugKeepingMemory) {
+  expect_caught(Fault::UnplugSkipsDiscard, "I8", [](Rig& r) {
+    r.t.plug(r.t.block(0), 1);
+    std::vector<uint8_t> data(4096, 1);
+    ASSERT_TRUE(r.t.machine->mem.write(r.t.block(0), data).has_value());
+    r.t.unplug(r.t.block(0), 1);
+  });
 }
 
 }  // namespace

@@ -161,6 +161,7 @@ class RefusingHooks : public DiscardHooks {
     return ok();
   }
   void discard(uint64_t, uint64_t size) override { populated_ -= size; }
+  void discard_all() override { populated_ = 0; }
   int64_t populated() const { return static_cast<int64_t>(populated_); }
 
  private:

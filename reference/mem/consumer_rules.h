@@ -1,0 +1,122 @@
+// The decisions of the device's consumers, written once over a WordModel like rules.h
+// (decisions D3): clipping a range to a listener's section, the VFIO mapping budget, and the
+// dynamic-memslot geometry. The discard manager, the VFIO listener and the memslot map run them
+// on uint64_t; the proofs run them on Z3 bit-vectors.
+#pragma once
+
+#include "reference/base/word.h"
+
+VMEM_NAMESPACE_BEGIN
+
+namespace rules {
+
+// ---------------------------------------------------------------------------------------------
+// Section clipping (QEMU's memory_region_section_intersect_range()).
+//
+// The intersection of [a, a + a_size) and [b, b + b_size); `size` is 0 when they do not meet.
+// Preconditions: neither range wraps around 2^64.
+template <WordModel M>
+struct Clipped {
+  typename M::Word offset;
+  typename M::Word size;
+};
+
+template <WordModel M>
+Clipped<M> clip(const M& m, typename M::Word a, typename M::Word a_size, typename M::Word b,
+                typename M::Word b_size) {
+  const auto a_end = m.add(a, a_size);
+  const auto b_end = m.add(b, b_size);
+  const auto start = m.select(m.ult(a, b), b, a);
+  const auto end = m.select(m.ult(a_end, b_end), a_end, b_end);
+  const auto meets = m.ult(start, end);
+  return {m.select(meets, start, a), m.select(meets, m.sub(end, start), m.lit(0))};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The VFIO mapping budget (QEMU's vfio_ram_discard_register_listener(), since 6.1).
+//
+// A listener maps one DMA mapping per granule (block) of its section, so that any block can be
+// unmapped on its own later; type1 caps the number of mappings per container. QEMU estimates the
+// worst case as the mappings of every RamDiscardListener of the container (the new one included)
+// plus every memslot that could still appear as a separate mapping, minus the memslots those
+// listeners already stand for.
+
+// Mappings a fully populated section needs: its granules, aligned within the address space.
+template <WordModel M>
+typename M::Word section_mappings(const M& m, typename M::Word start, typename M::Word size,
+                                  typename M::Word granularity) {
+  const auto mask = m.sub(granularity, m.lit(1));
+  const auto first = m.bit_and(start, m.bit_not(mask));
+  const auto end = m.add(start, size);
+  const auto last = m.select(m.eq(m.bit_and(end, mask), m.lit(0)), end,
+                             m.add(m.bit_and(end, m.bit_not(mask)), granularity));
+  return m.udiv(m.sub(last, first), granularity);
+}
+
+// True when `listener_mappings + max_memslots - listener_count` exceeds the container's limit
+// (never when the limit is unknown, i.e. 0, as with iommufd).
+template <WordModel M>
+typename M::Bool mapping_budget_exceeded(const M& m, typename M::Word listener_mappings,
+                                         typename M::Word listener_count,
+                                         typename M::Word max_memslots,
+                                         typename M::Word dma_max_mappings) {
+  const auto with_slots = m.add(listener_mappings, max_memslots);
+  const auto overflow = m.add_overflows(listener_mappings, max_memslots);
+  const auto estimate =
+      m.select(m.ult(with_slots, listener_count), m.lit(0), m.sub(with_slots, listener_count));
+  const auto known = m.negate(m.eq(dma_max_mappings, m.lit(0)));
+  return m.both(known, m.either(overflow, m.ult(dma_max_mappings, estimate)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dynamic memslots (QEMU 8.2+, virtio_mem_decide_memslots()).
+//
+// With `limit` memslots allowed, the region is split into memslots of
+// max(round_up(region_size / limit, block_size), max(block_size, 1 GiB)) bytes, the last one
+// possibly smaller: at most one memslot per GiB, each a multiple of the block size. A limit of 0
+// or 1 gives a single memslot covering the region.
+inline constexpr uint64_t kMinMemslotSize = 1ULL << 30;
+
+template <WordModel M>
+struct MemslotGeometry {
+  typename M::Word count;
+  typename M::Word size;  // of every memslot but possibly the last
+};
+
+template <WordModel M>
+MemslotGeometry<M> decide_memslots(const M& m, typename M::Word region_size,
+                                   typename M::Word block_size, typename M::Word limit) {
+  const auto single = m.ule(limit, m.lit(1));
+  const auto safe_limit = m.select(single, m.lit(1), limit);
+  const auto mask = m.sub(block_size, m.lit(1));
+  const auto per = m.udiv(region_size, safe_limit);
+  const auto per_aligned = m.select(m.eq(m.bit_and(per, mask), m.lit(0)), per,
+                                    m.add(m.bit_and(per, m.bit_not(mask)), block_size));
+  const auto min_size =
+      m.select(m.ult(block_size, m.lit(kMinMemslotSize)), m.lit(kMinMemslotSize), block_size);
+  const auto size = m.select(m.ult(per_aligned, min_size), min_size, per_aligned);
+  // ceil(region_size / size), without computing region_size + size - 1.
+  const auto whole = m.udiv(region_size, size);
+  const auto count =
+      m.add(whole, m.select(m.eq(m.urem(region_size, size), m.lit(0)), m.lit(0), m.lit(1)));
+  const auto one = m.both(m.negate(single), m.negate(m.ule(count, m.lit(1))));
+  return {m.select(one, count, m.lit(1)), m.select(one, size, region_size)};
+}
+
+// The memslots [first, end) that a block-aligned range [offset, offset + size) touches.
+template <WordModel M>
+struct MemslotRange {
+  typename M::Word first;
+  typename M::Word end;
+};
+
+template <WordModel M>
+MemslotRange<M> memslots_of(const M& m, typename M::Word offset, typename M::Word size,
+                            typename M::Word memslot_size) {
+  const auto last_byte = m.sub(m.add(offset, size), m.lit(1));
+  return {m.udiv(offset, memslot_size), m.add(m.udiv(last_byte, memslot_size), m.lit(1))};
+}
+
+}  // namespace rules
+
+VMEM_NAMESPACE_END
