@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 
+#include "cli/kvm_cost.h"
 #include "cli/replay.h"
 #include "cli/smoke.h"
 #include "reference/mem/fault.h"
@@ -81,6 +82,22 @@ int main(int argc, char** argv) {
 
   CLI::App* faults = app.add_subcommand("faults", "list the named faults of the mutants build");
 
+  std::string cost_addr = "4G", cost_region = "1T", cost_block = "2M", cost_plugged = "1G";
+  uint64_t cost_limit = 256;
+  bool cost_dirty = false;
+  CLI::App* cost =
+      app.add_subcommand("kvm-cost", "KVM memslot metadata: one big memslot vs dynamic memslots");
+  cost->add_option("--addr", cost_addr, "guest-physical address of the region")
+      ->capture_default_str();
+  cost->add_option("--region-size", cost_region, "size of the device region")
+      ->capture_default_str();
+  cost->add_option("--block-size", cost_block, "block size")->capture_default_str();
+  cost->add_option("--plugged", cost_plugged, "plugged size")->capture_default_str();
+  cost->add_option("--memslot-limit", cost_limit,
+                   "memslots the device may use (QEMU decides up to 256)")
+      ->capture_default_str();
+  cost->add_flag("--dirty-logging", cost_dirty, "include the dirty bitmaps (during migration)");
+
   std::string trace_file, record_file, replay_fault;
   CLI::App* replay = app.add_subcommand(
       "replay", "replay a trace on the reference device, checking its observations");
@@ -97,6 +114,11 @@ int main(int argc, char** argv) {
         fmt::print("{:<36} {:<24} {}\n", f.name, f.expected_by, f.bug_class);
       }
       return 0;
+    }
+    if (cost->parsed()) {
+      return vmem::cli::run_kvm_cost(parse_size(cost_addr), parse_size(cost_region),
+                                     parse_size(cost_block), parse_size(cost_plugged), cost_limit,
+                                     cost_dirty);
     }
     if (replay->parsed()) return vmem::cli::run_replay(trace_file, record_file, replay_fault);
     // With no subcommand, run the main job. The conformance suite is not built yet, so the main

@@ -103,6 +103,39 @@ MemslotGeometry<M> decide_memslots(const M& m, typename M::Word region_size,
   return {m.select(one, count, m.lit(1)), m.select(one, size, region_size)};
 }
 
+// How many memslots one device may use (QEMU 8.2+, memory_device_memslot_decision_limit()).
+// `max_slots` is min(KVM's, vhost's) total, `free_slots` what they have left, `required` the
+// memslots memory devices already asked for and `used` how many of those are in use;
+// `device_size` this device's size, `area_size` the device-memory area (maxmem - mem) and
+// `area_used` what other devices already occupy of it.
+inline constexpr uint64_t kSafeMaxMemslots = 509;
+inline constexpr uint64_t kSoftMemslotLimit = 256;
+
+template <WordModel M>
+typename M::Word memslot_decision_limit(const M& m, typename M::Word max_slots,
+                                        typename M::Word free_slots, typename M::Word required,
+                                        typename M::Word used, typename M::Word device_size,
+                                        typename M::Word area_size, typename M::Word area_used) {
+  const auto one = m.lit(1);
+  const auto reserved = m.select(m.ult(required, used), m.lit(0), m.sub(required, used));
+  const auto too_few = m.either(m.ult(max_slots, m.lit(kSafeMaxMemslots)),
+                                m.ule(m.lit(kSoftMemslotLimit), required));
+  const auto soft_left = m.select(m.ule(m.lit(kSoftMemslotLimit), required), m.lit(0),
+                                  m.sub(m.lit(kSoftMemslotLimit), required));
+  const auto free_left =
+      m.select(m.ult(free_slots, reserved), m.lit(0), m.sub(free_slots, reserved));
+  const auto slots = m.select(m.ult(soft_left, free_left), soft_left, free_left);
+  const auto starved = m.either(m.ult(free_slots, reserved), m.ult(slots, one));
+  // A device that fills the whole area gets everything; else its share by size.
+  const auto available =
+      m.select(m.ult(area_size, area_used), m.lit(0), m.sub(area_size, area_used));
+  const auto share =
+      m.select(m.eq(available, m.lit(0)), one, m.udiv(m.mul(slots, device_size), available));
+  const auto by_size = m.select(m.ult(share, one), one, share);
+  const auto limit = m.select(m.eq(device_size, area_size), slots, by_size);
+  return m.select(m.either(too_few, starved), one, limit);
+}
+
 // The memslots [first, end) that a block-aligned range [offset, offset + size) touches.
 template <WordModel M>
 struct MemslotRange {
