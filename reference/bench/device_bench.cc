@@ -145,4 +145,5 @@ BENCHMARK(BM_UnplugAll1TiB)
 }  // namespace
 }  // namespace vmem
 
+
 BENCHMARK_MAIN();
