@@ -33,17 +33,21 @@ std::string InvariantChecker::describe() const {
 }
 
 std::vector<Violation> InvariantChecker::check_full() {
+  const auto quiet = device_.quiesce();
   (void)device_.take_touched();
   return check(0, device_.bitmap().size());
 }
 
 std::vector<Violation> InvariantChecker::check_incremental() {
+  const auto quiet = device_.quiesce();
   const TouchedBlocks t = device_.take_touched();
   if (t.empty()) return check(0, 0);
   return check(t.first, std::min(t.end, device_.bitmap().size()));
 }
 
 std::vector<Violation> InvariantChecker::check(uint64_t first, uint64_t end) {
+  // Invariants hold at quiescent points (decisions D12).
+  const auto quiet = device_.quiesce();
   std::vector<Violation> out;
   check_sizes(out);
   for (const View& v : views_)

@@ -41,6 +41,7 @@ uint64_t DiscardManager::min_granularity() const {
 }
 
 bool DiscardManager::is_populated(const Section& s) const {
+  const auto quiet = device_.quiesce();
   // As virtio-mem: round out to blocks, refuse what is not a valid range, then every bit set.
   const uint64_t bs = min_granularity();
   if (s.size == 0) return false;
@@ -54,6 +55,7 @@ bool DiscardManager::is_populated(const Section& s) const {
 
 Status DiscardManager::replay(const Section& s, bool plugged,
                               const std::function<Status(const Section&)>& fn) const {
+  const auto quiet = device_.quiesce();
   const uint64_t bs = min_granularity();
   const uint64_t first = s.offset / bs;
   const uint64_t end = std::min<uint64_t>((s.end() + bs - 1) / bs, device_.bitmap().size());
@@ -78,6 +80,8 @@ Status DiscardManager::replay_discarded(const Section& s,
 }
 
 Status DiscardManager::register_listener(RamDiscardListener& l, const Section& s) {
+  // No PLUG or UNPLUG may fall between the replay and the insertion (decisions D12).
+  const auto quiet = device_.quiesce();
   const uint64_t bs = min_granularity();
   const uint64_t region = device_.options().region_size;
   if (s.size == 0 || s.offset % bs != 0 || s.size % bs != 0 || s.offset > region ||
@@ -109,6 +113,7 @@ Status DiscardManager::register_listener(RamDiscardListener& l, const Section& s
 }
 
 void DiscardManager::unregister_listener(RamDiscardListener& l) {
+  const auto quiet = device_.quiesce();
   auto it = std::find_if(listeners_.begin(), listeners_.end(),
                          [&](const Registration& r) { return r.listener == &l; });
   if (it == listeners_.end()) return;

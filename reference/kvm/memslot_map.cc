@@ -50,6 +50,7 @@ uint64_t MemslotMap::active_count() const {
 }
 
 Status MemslotMap::add_listener(MemoryListener& l) {
+  const auto quiet = device_.quiesce();
   for (uint64_t i = 0; i < active_.size(); ++i) {
     if (!active_[i]) continue;
     auto r = l.region_add(section_of(i));
@@ -65,6 +66,7 @@ Status MemslotMap::add_listener(MemoryListener& l) {
 }
 
 void MemslotMap::remove_listener(MemoryListener& l) {
+  const auto quiet = device_.quiesce();
   auto it = std::find(listeners_.begin(), listeners_.end(), &l);
   if (it == listeners_.end()) return;
   listeners_.erase(it);

@@ -70,6 +70,11 @@ bool VirtioMemDevice::accept_features(uint64_t features) const {
 }
 
 WireConfig VirtioMemDevice::config() const {
+  auto lock = lock_state();
+  return config_locked();
+}
+
+WireConfig VirtioMemDevice::config_locked() const {
   WireConfig c;
   c.block_size = options_.block_size;
   c.node_id = options_.node_id;
@@ -82,7 +87,86 @@ WireConfig VirtioMemDevice::config() const {
 }
 
 void VirtioMemDevice::sync_config() {
-  config_bytes_ = encode_config(config());
+  config_bytes_ = encode_config(config_locked());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Threading (decisions D12).
+
+void VirtioMemDevice::enable_threading() {
+  threaded_ = true;
+  VirtioDevice::enable_threading();
+}
+
+VirtioMemDevice::Quiesced::Quiesced(const VirtioMemDevice& d) {
+  if (!d.threaded_) return;
+  {
+    std::lock_guard<std::mutex> g(d.mu_);
+    // On the request path, inside its own reservation, everything is already stable.
+    if (d.in_flight_ && d.in_flight_thread_ == std::this_thread::get_id()) return;
+  }
+  control_ = std::unique_lock<std::recursive_mutex>(d.control_mu_);
+  std::unique_lock<std::mutex> l(d.mu_);
+  ++d.quiescers_;
+  d.cv_.wait(l, [&] { return !d.in_flight_; });
+  device_ = &d;
+}
+
+VirtioMemDevice::Quiesced::~Quiesced() {
+  if (device_ == nullptr) return;
+  std::lock_guard<std::mutex> g(device_->mu_);
+  --device_->quiescers_;
+  device_->cv_.notify_all();
+}
+
+std::unique_lock<std::mutex> VirtioMemDevice::begin_request() {
+  auto lock = lock_state();
+  if (threaded_) cv_.wait(lock, [&] { return quiescers_ == 0; });
+  return lock;
+}
+
+void VirtioMemDevice::start_in_flight(std::unique_lock<std::mutex>& lock) {
+  if (!threaded_) return;
+  in_flight_ = true;
+  in_flight_thread_ = std::this_thread::get_id();
+  lock.unlock();
+}
+
+void VirtioMemDevice::end_in_flight() {
+  if (!threaded_) return;
+  std::lock_guard<std::mutex> g(mu_);
+  in_flight_ = false;
+  in_flight_thread_ = {};
+  cv_.notify_all();
+}
+
+std::unique_lock<std::mutex> VirtioMemDevice::wait_for_requests() {
+  auto lock = lock_state();
+  // A request in flight decided with the sizes and the busy flag of its verdict; changing them
+  // before it publishes would make the two disagree.
+  if (threaded_) cv_.wait(lock, [&] { return !in_flight_; });
+  return lock;
+}
+
+uint64_t VirtioMemDevice::last_stamp() const {
+  auto lock = lock_state();
+  return last_stamp_;
+}
+
+uint64_t VirtioMemDevice::next_stamp() {
+  auto lock = lock_state();
+  return ++version_;
+}
+
+bool VirtioMemDevice::busy() const {
+  auto lock = lock_state();
+  return busy_;
+}
+
+void VirtioMemDevice::set_busy(bool busy, uint64_t* stamp) {
+  auto lock = wait_for_requests();
+  busy_ = busy;
+  if (stamp != nullptr) *stamp = ++version_;
 }
 
 void VirtioMemDevice::on_config_write(uint64_t, unsigned, uint64_t) {
@@ -172,6 +256,7 @@ Response VirtioMemDevice::process(const WireRequest& req) {
       ++counters_.protocol_violations;
       return Response{RespType::Error, BlockState::Unplugged};
   }
+  auto lock = lock_state();
   ++counters_.by_type_and_response[req.type][static_cast<uint16_t>(r.type)];
   return r;
 }
@@ -182,6 +267,7 @@ bool VirtioMemDevice::valid_range(uint64_t gpa, uint16_t nb_blocks) const {
 }
 
 Response VirtioMemDevice::plug(uint64_t gpa, uint16_t nb_blocks) {
+  auto lock = begin_request();
   const bool valid = valid_range(gpa, nb_blocks);
   const uint64_t size = uint64_t{nb_blocks} * options_.block_size;
   // Block states are only looked at for a valid range: an invalid one may lie outside the bitmap.
@@ -189,100 +275,141 @@ Response VirtioMemDevice::plug(uint64_t gpa, uint16_t nb_blocks) {
   const bool over_quota = rules::exceeds_requested(U64{}, plugged_size_, size, requested_size_);
   const auto verdict = static_cast<RespType>(
       rules::plug_verdict(U64{}, options_.profile, valid, over_quota, wrong_state, busy_, fault_));
+  last_stamp_ = ++version_;
   if (verdict != RespType::Ack) return {verdict};
 
   const uint64_t offset = gpa - options_.addr;
-  const uint64_t in_region = blocks_in_region(gpa, nb_blocks) * options_.block_size;
+  const uint64_t blocks = blocks_in_region(gpa, nb_blocks);
+  const uint64_t in_region = blocks * options_.block_size;
+  start_in_flight(lock);  // from here to the bitmap update, without the lock
   if (hooks_ != nullptr && !hooks_->populate(offset, in_region).has_value()) {
     // The hook rolled back its own work; give back whatever memory was populated meanwhile.
-    ++counters_.populate_refusals;
-    touched_.add(block_of(gpa), blocks_in_region(gpa, nb_blocks));
     (void)region_.discard(offset, in_region);
     hooks_->unplugged(offset, in_region);
+    {
+      auto relock = lock_state();
+      ++counters_.populate_refusals;
+      touched_.add(block_of(gpa), blocks);
+    }
+    end_in_flight();
     return {RespType::Busy};
   }
-  if (const uint64_t n = blocks_in_region(gpa, nb_blocks))
-    bitmap_.set_range_plugged(block_of(gpa), n);
-  touched_.add(block_of(gpa), blocks_in_region(gpa, nb_blocks));
-  plugged_size_ += size;  // DEV-30
-  sync_config();
+  {
+    auto relock = lock_state();
+    if (blocks != 0) bitmap_.set_range_plugged(block_of(gpa), blocks);
+    touched_.add(block_of(gpa), blocks);
+    plugged_size_ += size;  // DEV-30
+    sync_config();
+  }
+  end_in_flight();
   config_changed(false);  // DEV-10: plugged_size alone is not notified
   return {RespType::Ack};
 }
 
 Response VirtioMemDevice::unplug(uint64_t gpa, uint16_t nb_blocks) {
+  auto lock = begin_request();
   const bool valid = valid_range(gpa, nb_blocks);
   bool wrong_state = valid && !bitmap_.is_range_plugged(block_of(gpa), nb_blocks);
   if (faulty(fault_, Fault::UnplugStateCheckSkipped)) wrong_state = false;
   const auto verdict =
       static_cast<RespType>(rules::unplug_verdict(U64{}, valid, wrong_state, busy_));
+  last_stamp_ = ++version_;
   if (verdict != RespType::Ack) return {verdict};
 
   const uint64_t offset = gpa - options_.addr;
-  const uint64_t size = blocks_in_region(gpa, nb_blocks) * options_.block_size;
+  const uint64_t blocks = blocks_in_region(gpa, nb_blocks);
+  const uint64_t size = blocks * options_.block_size;
+  start_in_flight(lock);
   // Memory is discarded first and listeners are told after (QEMU's order); a failed discard
   // changes nothing and answers BUSY.
   if (!faulty(fault_, Fault::UnplugSkipsDiscard) && !region_.discard(offset, size).has_value()) {
-    ++counters_.discard_failures;
+    {
+      auto relock = lock_state();
+      ++counters_.discard_failures;
+    }
+    end_in_flight();
     return {RespType::Busy};
   }
   if (hooks_ != nullptr) hooks_->discard(offset, size);
-  if (const uint64_t n = blocks_in_region(gpa, nb_blocks))
-    bitmap_.set_range_unplugged(block_of(gpa), n);
-  touched_.add(block_of(gpa), blocks_in_region(gpa, nb_blocks));
-  if (hooks_ != nullptr) hooks_->unplugged(offset, size);
-  if (!faulty(fault_, Fault::UnplugPluggedSizeStale)) {
-    plugged_size_ -= uint64_t{nb_blocks} * options_.block_size;  // DEV-37
+  {
+    auto relock = lock_state();
+    if (blocks != 0) bitmap_.set_range_unplugged(block_of(gpa), blocks);
+    touched_.add(block_of(gpa), blocks);
+    if (!faulty(fault_, Fault::UnplugPluggedSizeStale)) {
+      plugged_size_ -= uint64_t{nb_blocks} * options_.block_size;  // DEV-37
+    }
+    sync_config();
   }
-  sync_config();
+  if (hooks_ != nullptr) hooks_->unplugged(offset, size);
+  end_in_flight();
   config_changed(false);
   return {RespType::Ack};
 }
 
 Response VirtioMemDevice::unplug_all() {
+  auto lock = begin_request();
   const auto verdict = static_cast<RespType>(
       rules::unplug_all_verdict(U64{}, options_.profile, busy_, plugged_size_));
+  last_stamp_ = ++version_;
   if (verdict != RespType::Ack) return {verdict};  // DEV-40
-  if (!unplug_everything()) return {RespType::Busy};
-  return {RespType::Ack};  // DEV-41, DEV-42
+  start_in_flight(lock);
+  const bool done = unplug_everything(/*check_busy=*/false);  // the verdict checked it
+  end_in_flight();
+  return {done ? RespType::Ack : RespType::Busy};  // DEV-41, DEV-42
 }
 
-bool VirtioMemDevice::unplug_everything() {
-  const uint64_t usable_before = usable_region_size_;
-  const uint64_t plugged_before = plugged_size_;
+// Runs either on the request path inside its reservation, or on the control path under
+// quiesce(): nobody else changes the bitmap meanwhile, so it is read without the lock.
+bool VirtioMemDevice::unplug_everything(bool check_busy) {
+  uint64_t usable_before = 0;
+  uint64_t plugged_before = 0;
+  {
+    auto lock = lock_state();
+    usable_before = usable_region_size_;
+    plugged_before = plugged_size_;
+    if (check_busy && busy_ && (options_.profile == Profile::Qemu72 || bitmap_.count() != 0)) {
+      return false;
+    }
+  }
   if (options_.profile == Profile::Qemu72) {
     // QEMU 7.2 busy-checks and discards the whole backend even with nothing plugged.
-    if (busy_) return false;
     if (!region_.discard(0, region_.size()).has_value()) {
+      auto lock = lock_state();
       ++counters_.discard_failures;
       return false;
     }
   } else if (bitmap_.count() != 0) {
-    if (busy_) return false;
     const bool discarded =
         bitmap_.for_each_run(true, 0, bitmap_.size(), [&](uint64_t first, uint64_t n) {
           return region_.discard(first * options_.block_size, n * options_.block_size).has_value();
         });
     if (!discarded) {
+      auto lock = lock_state();
       ++counters_.discard_failures;
       return false;
     }
   }
   const bool had_plugged = bitmap_.count() != 0;
   if (hooks_ != nullptr && had_plugged) hooks_->discard_all();
-  bitmap_.clear_all();
-  touched_.add(0, bitmap_.size());
-  plugged_size_ = 0;
+  bool changed = false;
+  {
+    auto lock = lock_state();
+    bitmap_.clear_all();
+    touched_.add(0, bitmap_.size());
+    plugged_size_ = 0;
+    // DEV-43: the usable region may shrink here, without a notification.
+    resize_usable_region(true);
+    sync_config();
+    changed = usable_region_size_ != usable_before || plugged_size_ != plugged_before;
+  }
   if (hooks_ != nullptr && had_plugged) hooks_->unplugged(0, options_.region_size);
-  // DEV-43: the usable region may shrink here, without a notification.
-  resize_usable_region(true);
-  sync_config();
-  if (usable_region_size_ != usable_before || plugged_size_ != plugged_before)
-    config_changed(false);
+  if (changed) config_changed(false);
   return true;
 }
 
-Response VirtioMemDevice::state(uint64_t gpa, uint16_t nb_blocks) const {
+Response VirtioMemDevice::state(uint64_t gpa, uint16_t nb_blocks) {
+  auto lock = begin_request();
+  last_stamp_ = ++version_;
   const bool valid = valid_range(gpa, nb_blocks);
   const auto verdict = static_cast<RespType>(rules::state_verdict(U64{}, valid));
   if (verdict != RespType::Ack) return {verdict};  // DEV-46
@@ -312,7 +439,7 @@ void VirtioMemDevice::resize_usable_region(bool can_shrink) {
 // ---------------------------------------------------------------------------------------------
 // The host side.
 
-Status VirtioMemDevice::set_requested_size(uint64_t size) {
+Status VirtioMemDevice::set_requested_size(uint64_t size, uint64_t* stamp) {
   if (size % options_.block_size != 0) {
     return unexpected(Error{fmt::format(
         "'requested-size' has to be multiples of 'block-size' ({:#x})", options_.block_size)});
@@ -321,10 +448,15 @@ Status VirtioMemDevice::set_requested_size(uint64_t size) {
     return unexpected(Error{fmt::format(
         "'requested-size' cannot exceed the memory backend size({:#x})", options_.region_size)});
   }
-  const bool changed = size != requested_size_;
-  requested_size_ = size;
-  if (changed) resize_usable_region(false);  // DEV-8: grow only
-  sync_config();
+  bool changed = false;
+  {
+    auto lock = wait_for_requests();
+    changed = size != requested_size_;
+    requested_size_ = size;
+    if (changed) resize_usable_region(false);  // DEV-8: grow only
+    sync_config();
+    if (stamp != nullptr) *stamp = ++version_;
+  }
   // DEV-9. QEMU notifies on every successful set, even an unchanged one (DEV-11 allows it).
   const bool notify = changed || options_.profile != Profile::Spec;
   if (notify && !faulty(fault_, Fault::ResizeWithoutNotification)) config_changed(true);
@@ -334,21 +466,26 @@ Status VirtioMemDevice::set_requested_size(uint64_t size) {
 void VirtioMemDevice::on_reset() {
   // DEV-13, DEV-14: a device reset leaves every block, and its contents, as they were.
   if (faulty(fault_, Fault::DeviceResetUnplugs)) {
-    busy_ = false;
-    (void)unplug_everything();
+    {
+      auto lock = lock_state();
+      busy_ = false;
+    }
+    (void)unplug_everything(true);
   }
 }
 
 void VirtioMemDevice::system_reset() {
+  const auto q = quiesce();
   reset();
   // DEV-22; skipped while busy, as QEMU does: the driver then sends UNPLUG_ALL itself (DRV-5).
-  if (!faulty(fault_, Fault::SystemResetKeepsBlocks)) (void)unplug_everything();
+  if (!faulty(fault_, Fault::SystemResetKeepsBlocks)) (void)unplug_everything(true);
 }
 
 void VirtioMemDevice::wakeup_reset() {
+  const auto q = quiesce();
   reset();
   // DEV-23. QEMU before 9.2 ran its unplug-all hook on every reset, wake-up included.
-  if (options_.profile == Profile::Qemu72) (void)unplug_everything();
+  if (options_.profile == Profile::Qemu72) (void)unplug_everything(true);
 }
 
 VMEM_NAMESPACE_END

@@ -12,10 +12,13 @@
 
 #include <algorithm>
 #include <array>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -69,20 +72,53 @@ class VirtioMemDevice final : public VirtioDevice {
   // --- Guest requests, without a virtqueue (unit tests, fuzzers, benchmarks) ---
   Response process(const WireRequest& request);
 
+  // --- Threading (decisions D12) ---
+  // From now on one iothread processes requests while control-plane threads (resize, busy
+  // window, listener registration, checks, migration, resets) act concurrently. No lock is held
+  // across expensive work on the request path: a PLUG or UNPLUG reserves itself at its verdict
+  // (under a short lock), populates or discards without the lock, and publishes its bitmap
+  // update (the linearization point) under the lock again. Only one thread may call process().
+  void enable_threading();
+
+  // While one exists, no request is between its verdict and its bitmap update and none starts:
+  // the bitmap, the listeners and what consumers have mapped are stable and consistent. Control
+  // operations that read or change them hold one (listener registration and replays, invariant
+  // checks, save, load, resets). Exclusive among control threads; a no-op on the request path
+  // itself (a memslot that appears during a PLUG registers its VFIO listener from there).
+  class [[nodiscard]] Quiesced {
+   public:
+    explicit Quiesced(const VirtioMemDevice& device);
+    ~Quiesced();
+    Quiesced(const Quiesced&) = delete;
+    Quiesced& operator=(const Quiesced&) = delete;
+
+   private:
+    const VirtioMemDevice* device_ = nullptr;
+    std::unique_lock<std::recursive_mutex> control_;
+  };
+  Quiesced quiesce() const { return Quiesced(*this); }
+
+  // Order stamps for history checks: every request and host action takes the next stamp at its
+  // linearization point. last_stamp() is the stamp of the last request process() handled;
+  // next_stamp() takes one for an action of the caller (e.g. a registration under quiesce()).
+  uint64_t last_stamp() const;
+  uint64_t next_stamp();
+
   // --- Host control plane ---
   // QEMU's `requested-size` property: block-aligned and at most region_size, else an error.
-  Status set_requested_size(uint64_t size);
+  Status set_requested_size(uint64_t size, uint64_t* stamp = nullptr);
   // A whole-machine reset: device reset, then unplug everything (DEV-22) unless busy.
   void system_reset();
   // The reset on S3 wake-up: a device reset; blocks stay plugged (DEV-23) except in qemu-7.2.
   void wakeup_reset();
   // A migration in progress: PLUG, UNPLUG and UNPLUG_ALL answer BUSY (QEMU's is_busy()).
-  void set_busy(bool busy) { busy_ = busy; }
-  bool busy() const { return busy_; }
+  void set_busy(bool busy, uint64_t* stamp = nullptr);
+  bool busy() const;
   void set_discard_hooks(DiscardHooks* hooks) { hooks_ = hooks; }
 
   // --- State ---
   WireConfig config() const;
+  // With threading on, read it under quiesce().
   const BlockBitmap& bitmap() const { return bitmap_; }
   const DeviceOptions& options() const { return options_; }
   Profile profile() const { return options_.profile; }
@@ -90,7 +126,10 @@ class VirtioMemDevice final : public VirtioDevice {
   Backing& region() { return region_; }
   const RequestCounters& request_counters() const { return counters_; }
   // Returns the blocks touched since the last call, and forgets them.
-  TouchedBlocks take_touched() { return std::exchange(touched_, TouchedBlocks{}); }
+  TouchedBlocks take_touched() {
+    auto lock = lock_state();
+    return std::exchange(touched_, TouchedBlocks{});
+  }
 
   // --- Migration (decisions D13; persist.cc) ---
   std::vector<uint8_t> save() const;
@@ -106,6 +145,7 @@ class VirtioMemDevice final : public VirtioDevice {
   uint64_t offered_features() const override { return offered_features_; }
   bool accept_features(uint64_t features) const override;
   std::span<const uint8_t> config_bytes() const override { return config_bytes_; }
+  std::unique_lock<std::mutex> config_read_lock() const override { return lock_state(); }
   void on_config_write(uint64_t offset, unsigned size, uint64_t value) override;
   void handle_queue(uint16_t index) override;
   void on_reset() override;
@@ -113,12 +153,22 @@ class VirtioMemDevice final : public VirtioDevice {
   Response plug(uint64_t gpa, uint16_t nb_blocks);
   Response unplug(uint64_t gpa, uint16_t nb_blocks);
   Response unplug_all();
-  Response state(uint64_t gpa, uint16_t nb_blocks) const;
+  Response state(uint64_t gpa, uint16_t nb_blocks);
   bool valid_range(uint64_t gpa, uint16_t nb_blocks) const;
   uint64_t blocks_in_region(uint64_t gpa, uint64_t nb_blocks) const;
-  bool unplug_everything();  // false if busy or the discard failed
+  // False if (when asked to check) busy, or if the discard failed.
+  bool unplug_everything(bool check_busy);
   void resize_usable_region(bool can_shrink);
   void sync_config();
+  WireConfig config_locked() const;
+  // The request path's locking; all of it is free when threading is off.
+  std::unique_lock<std::mutex> lock_state() const {
+    return threaded_ ? std::unique_lock<std::mutex>(mu_) : std::unique_lock<std::mutex>();
+  }
+  std::unique_lock<std::mutex> begin_request();
+  std::unique_lock<std::mutex> wait_for_requests();
+  void start_in_flight(std::unique_lock<std::mutex>& lock);
+  void end_in_flight();
   uint64_t block_of(uint64_t gpa) const { return (gpa - options_.addr) / options_.block_size; }
 
   const DeviceOptions options_;
@@ -137,6 +187,16 @@ class VirtioMemDevice final : public VirtioDevice {
   DescriptorChain chain_;  // reused by handle_queue, so the hot path does not allocate
   RequestCounters counters_;
   TouchedBlocks touched_;
+
+  bool threaded_ = false;
+  mutable std::mutex mu_;  // sizes, busy_, config bytes, counters, touched, the fields below
+  mutable std::condition_variable cv_;
+  mutable std::recursive_mutex control_mu_;
+  mutable uint32_t quiescers_ = 0;
+  bool in_flight_ = false;
+  std::thread::id in_flight_thread_;
+  uint64_t version_ = 0;
+  uint64_t last_stamp_ = 0;
 };
 
 VMEM_NAMESPACE_END

@@ -127,6 +127,8 @@ Status same(std::string_view what, T theirs, T ours) {
 }  // namespace
 
 std::vector<uint8_t> VirtioMemDevice::save() const {
+  const auto quiet = quiesce();
+  const auto lock = lock_state();
   ByteWriter w;
   w.put_bytes(kMagic);
   w.put(kVersion);
@@ -166,6 +168,7 @@ std::vector<uint8_t> VirtioMemDevice::save() const {
 }
 
 Status VirtioMemDevice::load(std::span<const uint8_t> stream) {
+  const auto quiet = quiesce();
   auto parsed = parse(stream);
   if (!parsed.has_value()) return unexpected(parsed.error());
   const Loaded& l = *parsed;
@@ -238,6 +241,7 @@ Status VirtioMemDevice::load(std::span<const uint8_t> stream) {
   }
 
   // Commit. Memory the source had unplugged is given back on the target too.
+  auto lock = lock_state();
   bitmap_ = std::move(*bitmap);
   touched_.add(0, bitmap_.size());
   requested_size_ = l.requested_size;

@@ -48,7 +48,11 @@ Result<DriverResult> RequestDriver::send(const WireRequest& request, const Chain
   if (!head) return unexpected(Error{"the chain shape does not fit the queue"});
   next_slot_ = static_cast<uint16_t>(next_slot_ + (shape.indirect ? 1 : pieces));
   queue_.publish(*head);
-  device_.notify_queue(0);
+  if (notify_) {
+    notify_();
+  } else {
+    device_.notify_queue(0);
+  }
   auto used = queue_.pop_used();
   if (!used) {
     if (device_.broken()) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -34,6 +35,10 @@ class RequestDriver {
   // Convenience: the response alone; aborts the test helper's caller on a missing response.
   Result<Response> request(uint16_t type, uint64_t addr = 0, uint16_t nb_blocks = 0);
 
+  // How the driver notifies the device; by default a direct notify_queue(0). With an iothread,
+  // IoThread::kick_and_wait.
+  void set_notifier(std::function<void()> notify) { notify_ = std::move(notify); }
+
   // After migration: continue on the rings already in guest memory.
   void adopt_queue_state() { queue_.adopt(); }
 
@@ -44,6 +49,7 @@ class RequestDriver {
   VirtioMemDevice& device_;
   DriverQueue queue_;
   uint16_t next_slot_ = 0;
+  std::function<void()> notify_;
 };
 
 VMEM_NAMESPACE_END

@@ -47,6 +47,7 @@ VfioMemoryListener::~VfioMemoryListener() {
 }
 
 Status VfioMemoryListener::region_add(const Section& s) {
+  const auto quiet = manager_.device().quiesce();
   const uint64_t granularity = manager_.min_granularity();
   const uint64_t gpa = manager_.device().options().addr;
   if (granularity < container_.min_page_size()) {
@@ -80,6 +81,7 @@ Status VfioMemoryListener::region_add(const Section& s) {
 }
 
 void VfioMemoryListener::region_del(const Section& s) {
+  const auto quiet = manager_.device().quiesce();
   auto it = std::find_if(listeners_.begin(), listeners_.end(),
                          [&](const auto& l) { return l->section() == s; });
   if (it == listeners_.end()) return;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 
+#include "reference/base/cond_lock.h"
 #include "reference/base/endian.h"
 
 VMEM_NAMESPACE_BEGIN
@@ -21,8 +22,18 @@ uint32_t VirtioDevice::read_device_features(uint32_t select) const {
   return static_cast<uint32_t>(offered_features() >> (32 * select));
 }
 
+uint32_t VirtioDevice::config_generation() const {
+  CondLock lock(notify_mu_, threaded_);
+  return config_generation_;
+}
+
+uint8_t VirtioDevice::isr() const {
+  CondLock lock(notify_mu_, threaded_);
+  return isr_;
+}
+
 void VirtioDevice::write_driver_features(uint32_t select, uint32_t value) {
-  if (select > 1 || (status_ & VIRTIO_CONFIG_S_FEATURES_OK)) return;
+  if (select > 1 || (status() & VIRTIO_CONFIG_S_FEATURES_OK)) return;
   const unsigned shift = 32 * select;
   driver_features_ =
       (driver_features_ & ~(uint64_t{0xffffffff} << shift)) | (uint64_t{value} << shift);
@@ -34,7 +45,7 @@ void VirtioDevice::write_status(uint8_t value) {
     return;
   }
   const bool setting_features_ok =
-      (value & VIRTIO_CONFIG_S_FEATURES_OK) && !(status_ & VIRTIO_CONFIG_S_FEATURES_OK);
+      (value & VIRTIO_CONFIG_S_FEATURES_OK) && !(status() & VIRTIO_CONFIG_S_FEATURES_OK);
   if (setting_features_ok) {
     // 3.1.1 and 2.2.2: the driver may accept only offered features; a modern-only device needs
     // VERSION_1; then the device type decides.
@@ -51,8 +62,10 @@ void VirtioDevice::write_status(uint8_t value) {
   }
   const bool setting_driver_ok = (value & VIRTIO_CONFIG_S_DRIVER_OK) && !driver_ok();
   // NEEDS_RESET is the device's to set; the driver cannot clear it except by a reset.
-  status_ = static_cast<uint8_t>((value & ~VIRTIO_CONFIG_S_NEEDS_RESET) |
-                                 (status_ & VIRTIO_CONFIG_S_NEEDS_RESET));
+  CondLock lock(notify_mu_, threaded_);
+  status_.store(static_cast<uint8_t>((value & ~VIRTIO_CONFIG_S_NEEDS_RESET) |
+                                     (status() & VIRTIO_CONFIG_S_NEEDS_RESET)),
+                std::memory_order_release);
   if (setting_driver_ok && config_notification_pending_) {
     config_notification_pending_ = false;
     raise_isr(VIRTIO_ISR_CONFIG);
@@ -60,6 +73,7 @@ void VirtioDevice::write_status(uint8_t value) {
 }
 
 uint64_t VirtioDevice::read_config(uint64_t offset, unsigned size) const {
+  const auto guard = config_read_lock();
   const auto bytes = config_bytes();
   std::array<uint8_t, 8> b{};
   for (unsigned i = 0; i < size && i < b.size(); ++i) {
@@ -73,6 +87,7 @@ void VirtioDevice::write_config(uint64_t offset, unsigned size, uint64_t value) 
 }
 
 uint8_t VirtioDevice::read_and_clear_isr() {
+  CondLock lock(notify_mu_, threaded_);
   const uint8_t v = isr_;
   isr_ = 0;
   update_line();
@@ -80,6 +95,7 @@ uint8_t VirtioDevice::read_and_clear_isr() {
 }
 
 void VirtioDevice::acknowledge_interrupt(uint8_t bits) {
+  CondLock lock(notify_mu_, threaded_);
   isr_ = static_cast<uint8_t>(isr_ & ~bits);
   update_line();
 }
@@ -97,12 +113,15 @@ void VirtioDevice::reset() {
   for (auto& q : queues_)
     q.reset();
   driver_features_ = 0;
-  status_ = 0;
-  isr_ = 0;
   broken_ = false;
   broken_reason_.clear();
-  // A pending configuration notification survives: it is due at the next DRIVER_OK (D9).
-  update_line();
+  {
+    CondLock lock(notify_mu_, threaded_);
+    status_.store(0, std::memory_order_release);
+    isr_ = 0;
+    // A pending configuration notification survives: it is due at the next DRIVER_OK (D9).
+    update_line();
+  }
   on_reset();
 }
 
@@ -111,6 +130,7 @@ void VirtioDevice::fail_queue_setup(uint16_t index, QueueError error) {
 }
 
 void VirtioDevice::config_changed(bool notify) {
+  CondLock lock(notify_mu_, threaded_);
   if (policy_ == ConfigNotifyPolicy::Qemu) {
     if (!notify || !driver_ok()) return;
     ++config_generation_;
@@ -127,14 +147,17 @@ void VirtioDevice::config_changed(bool notify) {
 }
 
 void VirtioDevice::used_buffers_added(uint16_t index) {
-  if (queues_.at(index).should_notify(mem_)) raise_isr(VIRTIO_ISR_QUEUE);
+  if (!queues_.at(index).should_notify(mem_)) return;
+  CondLock lock(notify_mu_, threaded_);
+  raise_isr(VIRTIO_ISR_QUEUE);
 }
 
 void VirtioDevice::needs_reset(std::string reason) {
   broken_ = true;
   broken_reason_ = std::move(reason);
   ++counters_.needs_reset;
-  status_ |= VIRTIO_CONFIG_S_NEEDS_RESET;
+  CondLock lock(notify_mu_, threaded_);
+  status_.fetch_or(VIRTIO_CONFIG_S_NEEDS_RESET, std::memory_order_acq_rel);
   // 2.1.2: the device sends a configuration change notification when it sets NEEDS_RESET.
   // QEMU does it through virtio_notify_config(), which also bumps the generation.
   if (driver_ok()) {
@@ -145,7 +168,8 @@ void VirtioDevice::needs_reset(std::string reason) {
 
 VirtioDeviceState VirtioDevice::save_state() const {
   VirtioDeviceState s;
-  s.status = status_;
+  CondLock lock(notify_mu_, threaded_);
+  s.status = status();
   s.driver_features = driver_features_;
   s.config_generation = config_generation_;
   s.isr = isr_;
@@ -215,7 +239,8 @@ Status VirtioDevice::check_state(const VirtioDeviceState& s) const {
 }
 
 void VirtioDevice::restore_state(const VirtioDeviceState& s) {
-  status_ = s.status;
+  CondLock lock(notify_mu_, threaded_);
+  status_.store(s.status, std::memory_order_release);
   driver_features_ = s.driver_features;
   config_generation_ = s.config_generation;
   isr_ = s.isr;

@@ -5,8 +5,10 @@
 // type.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -89,19 +91,19 @@ class VirtioDevice {
   // Ignored once FEATURES_OK is set: features are frozen then (3.1.1).
   void write_driver_features(uint32_t select, uint32_t value);
 
-  uint8_t status() const { return status_; }
+  uint8_t status() const { return status_.load(std::memory_order_acquire); }
   // Writing 0 resets the device. Setting FEATURES_OK validates the features and, if they are
   // refused, leaves the status as it was (the driver reads FEATURES_OK back clear).
   void write_status(uint8_t value);
 
-  uint32_t config_generation() const { return config_generation_; }
+  uint32_t config_generation() const;
   std::size_t config_size() const { return config_bytes().size(); }
   // A read of 1, 2, 4 or 8 bytes; bytes past the end of the config read as 0.
   uint64_t read_config(uint64_t offset, unsigned size) const;
   // The driver writing configuration: handed to the device, which may ignore it.
   void write_config(uint64_t offset, unsigned size, uint64_t value);
 
-  uint8_t isr() const { return isr_; }
+  uint8_t isr() const;
   // virtio-pci ISR semantics: reading returns and clears the ISR, deasserting the interrupt.
   uint8_t read_and_clear_isr();
   // virtio-mmio InterruptACK semantics: clears the given bits.
@@ -114,6 +116,11 @@ class VirtioDevice {
   void notify_queue(uint16_t index);
 
   void set_interrupt_line(InterruptLine* line) { line_ = line; }
+  // From now on notifications may come from several threads (an iothread and the control plane):
+  // the configuration generation, the ISR and the interrupt line get a lock. Device status and
+  // queues stay the caller's to serialize (QEMU's big lock), see IoThread.
+  void enable_threading() { threaded_ = true; }
+  bool threaded() const { return threaded_; }
   bool broken() const { return broken_; }
   const std::string& broken_reason() const { return broken_reason_; }
   const VirtioCounters& counters() const { return counters_; }
@@ -141,8 +148,11 @@ class VirtioDevice {
   // Whether the device accepts the features the driver wrote (checked at FEATURES_OK, after the
   // generic checks).
   virtual bool accept_features(uint64_t features) const = 0;
-  // The current device configuration space, encoded.
+  // The current device configuration space, encoded; with threading on, the device must keep it
+  // stable while read_config() copies it (config_read_lock()).
   virtual std::span<const uint8_t> config_bytes() const = 0;
+  // Held while the configuration is copied out; the device takes its own lock there.
+  virtual std::unique_lock<std::mutex> config_read_lock() const { return {}; }
   virtual void on_config_write(uint64_t offset, unsigned size, uint64_t value) = 0;
   virtual void handle_queue(uint16_t index) = 0;
   virtual void on_reset() = 0;
@@ -170,8 +180,10 @@ class VirtioDevice {
   std::vector<SplitQueue> queues_;
   InterruptLine* line_ = nullptr;
   uint64_t driver_features_ = 0;
-  uint8_t status_ = 0;
-  uint8_t isr_ = 0;
+  std::atomic<uint8_t> status_{0};
+  uint8_t isr_ = 0;  // notify_mu_
+  bool threaded_ = false;
+  mutable std::mutex notify_mu_;  // the generation, ISR, pending notification and the line
   uint32_t config_generation_ = 0;
   bool config_notification_pending_ = false;
   bool broken_ = false;
