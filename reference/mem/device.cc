@@ -140,6 +140,19 @@ void VirtioMemDevice::end_in_flight() {
   cv_.notify_all();
 }
 
+VirtioMemDevice::ControlFlight::ControlFlight(VirtioMemDevice& d, uint64_t* stamp) : device_(d) {
+  auto lock = d.lock_state();
+  if (d.threaded_) {
+    d.in_flight_ = true;
+    d.in_flight_thread_ = std::this_thread::get_id();
+  }
+  if (stamp != nullptr) *stamp = ++d.version_;
+}
+
+VirtioMemDevice::ControlFlight::~ControlFlight() {
+  device_.end_in_flight();
+}
+
 std::unique_lock<std::mutex> VirtioMemDevice::wait_for_requests() {
   auto lock = lock_state();
   // A request in flight decided with the sizes and the busy flag of its verdict; changing them
@@ -474,15 +487,17 @@ void VirtioMemDevice::on_reset() {
   }
 }
 
-void VirtioMemDevice::system_reset() {
-  const auto q = quiesce();
+void VirtioMemDevice::system_reset(uint64_t* stamp) {
+  const auto quiet = quiesce();
+  const ControlFlight flight(*this, stamp);
   reset();
   // DEV-22; skipped while busy, as QEMU does: the driver then sends UNPLUG_ALL itself (DRV-5).
   if (!faulty(fault_, Fault::SystemResetKeepsBlocks)) (void)unplug_everything(true);
 }
 
-void VirtioMemDevice::wakeup_reset() {
-  const auto q = quiesce();
+void VirtioMemDevice::wakeup_reset(uint64_t* stamp) {
+  const auto quiet = quiesce();
+  const ControlFlight flight(*this, stamp);
   reset();
   // DEV-23. QEMU before 9.2 ran its unplug-all hook on every reset, wake-up included.
   if (options_.profile == Profile::Qemu72) (void)unplug_everything(true);

@@ -107,10 +107,11 @@ class VirtioMemDevice final : public VirtioDevice {
   // --- Host control plane ---
   // QEMU's `requested-size` property: block-aligned and at most region_size, else an error.
   Status set_requested_size(uint64_t size, uint64_t* stamp = nullptr);
-  // A whole-machine reset: device reset, then unplug everything (DEV-22) unless busy.
-  void system_reset();
+  // A whole-machine reset: device reset, then unplug everything (DEV-22) unless busy. With an
+  // iothread, call it under IoThread::with_core (it resets the queue).
+  void system_reset(uint64_t* stamp = nullptr);
   // The reset on S3 wake-up: a device reset; blocks stay plugged (DEV-23) except in qemu-7.2.
-  void wakeup_reset();
+  void wakeup_reset(uint64_t* stamp = nullptr);
   // A migration in progress: PLUG, UNPLUG and UNPLUG_ALL answer BUSY (QEMU's is_busy()).
   void set_busy(bool busy, uint64_t* stamp = nullptr);
   bool busy() const;
@@ -165,6 +166,18 @@ class VirtioMemDevice final : public VirtioDevice {
   std::unique_lock<std::mutex> lock_state() const {
     return threaded_ ? std::unique_lock<std::mutex>(mu_) : std::unique_lock<std::mutex>();
   }
+  // A control operation that changes the device's state (a reset) reserves it like a request,
+  // so that resizes and busy windows wait for it to finish.
+  class ControlFlight {
+   public:
+    ControlFlight(VirtioMemDevice& device, uint64_t* stamp);
+    ~ControlFlight();
+    ControlFlight(const ControlFlight&) = delete;
+    ControlFlight& operator=(const ControlFlight&) = delete;
+
+   private:
+    VirtioMemDevice& device_;
+  };
   std::unique_lock<std::mutex> begin_request();
   std::unique_lock<std::mutex> wait_for_requests();
   void start_in_flight(std::unique_lock<std::mutex>& lock);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -57,7 +58,7 @@ class YieldingListener final : public RamDiscardListener {
   Yielder yield_;
 };
 
-enum class Kind { Request, Resize, Busy, Register, Unregister };
+enum class Kind { Request, Resize, Busy, Register, Unregister, SystemReset };
 
 struct Event {
   uint64_t stamp = 0;
@@ -105,6 +106,7 @@ void run_stress(uint64_t seed, int guest_ops) {
 
   History history;
   std::atomic<bool> guest_done{false};
+  uint64_t resets_seen = 0;  // the guest thread's
   std::vector<std::string> failures;
   std::mutex failures_mu;
   auto fail = [&](std::string m) {
@@ -129,8 +131,14 @@ void run_stress(uint64_t seed, int guest_ops) {
       r.nb_blocks = static_cast<uint16_t>(1 + y.rng()() % 4);
       auto res = t.drv().send(r);
       if (!res.has_value()) {
-        fail("request without response: " + res.error().message);
-        break;
+        // A system reset took the queue away before the iothread got to the request: like a
+        // Linux guest after a reboot, start over. The request was never processed.
+        if (io.with_core([&] { return t.drv().initialize(); }) != 0x0f) {
+          fail("re-initialization after a reset failed: " + res.error().message);
+          break;
+        }
+        ++resets_seen;
+        continue;
       }
       history.add({dev.last_stamp(), Kind::Request, r, res->response, 0, {}, true});
       y.maybe();
@@ -143,7 +151,11 @@ void run_stress(uint64_t seed, int guest_ops) {
     const uint64_t sizes[] = {0, 32 * kMiB, 64 * kMiB, 128 * kMiB};
     // A bounded number of host actions, spread over the guest's run.
     for (int step = 0; step < guest_ops && !guest_done; ++step) {
-      if (y.rng()() % 3 == 0) {
+      if (y.rng()() % 25 == 0) {
+        uint64_t stamp = 0;
+        io.with_core([&] { dev.system_reset(&stamp); });
+        history.add({stamp, Kind::SystemReset, {}, {}, 0, {}, true});
+      } else if (y.rng()() % 3 == 0) {
         uint64_t stamp = 0;
         const bool busy = y.rng()() % 4 == 0;
         dev.set_busy(busy, &stamp);
@@ -254,6 +266,9 @@ void run_stress(uint64_t seed, int guest_ops) {
       case Kind::Busy:
         ref.dev().set_busy(e.value != 0);
         break;
+      case Kind::SystemReset:
+        ref.dev().system_reset();
+        break;
       case Kind::Register: {
         auto l = std::make_unique<RecordingListener>("shadow", ref.dev().bitmap().size(), 2 * kMiB);
         ASSERT_TRUE(ref_manager->register_listener(*l, e.section).has_value());
@@ -266,7 +281,7 @@ void run_stress(uint64_t seed, int guest_ops) {
         break;
     }
   }
-  EXPECT_EQ(requests, static_cast<uint64_t>(guest_ops));
+  EXPECT_EQ(requests + resets_seen, static_cast<uint64_t>(guest_ops));
   // The run must actually have interleaved: control-plane actions between requests.
   uint64_t first_request = ~uint64_t{0}, last_request = 0, interleaved = 0;
   for (const Event& e : events) {
@@ -278,6 +293,12 @@ void run_stress(uint64_t seed, int guest_ops) {
     if (e.kind != Kind::Request && e.stamp > first_request && e.stamp < last_request) ++interleaved;
   }
   EXPECT_GE(interleaved, 20u) << "seed " << seed << ": too little concurrency to mean anything";
+  uint64_t resets = 0;
+  for (const Event& e : events)
+    resets += e.kind == Kind::SystemReset;
+  std::cout << "seed " << seed << ": " << events.size() << " events, " << requests << " requests, "
+            << interleaved << " control actions between requests, " << resets << " system resets ("
+            << resets_seen << " requests lost to one)\n";
   EXPECT_EQ(ref.dev().bitmap(), dev.bitmap());
   EXPECT_EQ(ref.cfg().plugged_size, t.cfg().plugged_size);
   EXPECT_EQ(ref.cfg().usable_region_size, t.cfg().usable_region_size);
