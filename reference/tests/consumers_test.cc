@@ -9,44 +9,13 @@
 #include "reference/discard/recording_listener.h"
 #include "reference/kvm/memslot_map.h"
 #include "reference/mem/consumer_rules.h"
-#include "reference/tests/testbed.h"
+#include "reference/tests/consumer_rig.h"
 #include "reference/vfio/vfio_listener.h"
 
 namespace vmem::testing {
 namespace {
 
-constexpr uint64_t kBlock = 2 * kMiB;
-
-struct Consumers {
-  Testbed t;
-  DiscardPermission permission;
-  std::unique_ptr<DiscardManager> manager;
-  std::unique_ptr<InvariantChecker> checker;
-
-  explicit Consumers(DeviceOptions o = small_options()) {
-    t = make_testbed(o);
-    manager = std::move(*DiscardManager::attach(t.dev(), permission));
-    checker = std::make_unique<InvariantChecker>(t.dev());
-  }
-  uint64_t blocks() const { return t.machine->device->bitmap().size(); }
-  std::unique_ptr<RecordingListener> listener(const std::string& name, Section s, bool dd = false) {
-    auto l = std::make_unique<RecordingListener>(name, blocks(), kBlock, dd);
-    EXPECT_TRUE(manager->register_listener(*l, s).has_value());
-    checker->watch(*l, s);
-    return l;
-  }
-  // Both checker modes must agree that all is well.
-  void expect_consistent(const char* step) {
-    for (const Violation& v : checker->check_incremental())
-      ADD_FAILURE() << step << ": " << to_string(v);
-    for (const Violation& v : checker->check_full())
-      ADD_FAILURE() << step << " (full): " << to_string(v);
-  }
-};
-
-Section blocks(uint64_t first, uint64_t n) {
-  return {first * kBlock, n * kBlock};
-}
+using Consumers = ConsumerRig;
 
 // --- The discard manager ---------------------------------------------------------------------
 
@@ -155,7 +124,7 @@ TEST(DiscardManagerTest, RegistrationRefusedByTheListenerLeavesNothingBehind) {
   Consumers c;
   ASSERT_EQ(c.t.plug(c.t.block(0), 2), RespType::Ack);
   ASSERT_EQ(c.t.plug(c.t.block(5), 2), RespType::Ack);
-  RecordingListener l("picky", c.blocks(), kBlock);
+  RecordingListener l("picky", c.nb_blocks(), kBlock);
   l.refuse_after(1);  // accepts the first run, refuses the second
   EXPECT_FALSE(c.manager->register_listener(l, blocks(0, 64)).has_value());
   EXPECT_EQ(l.view().count(), 0u);

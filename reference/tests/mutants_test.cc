@@ -10,7 +10,7 @@
 #include "reference/discard/discard_manager.h"
 #include "reference/discard/recording_listener.h"
 #include "reference/kvm/memslot_map.h"
-#include "reference/tests/testbed.h"
+#include "reference/tests/consumer_rig.h"
 #include "reference/trace/trace.h"
 #include "reference/vfio/vfio_listener.h"
 
@@ -186,23 +186,17 @@ config
 namespace vmem::testing {
 namespace {
 
-constexpr uint64_t kBlk = 2 * kMiB;
+constexpr uint64_t kBlk = kBlock;
 
-struct Rig {
-  Testbed t;
-  DiscardPermission permission;
-  std::unique_ptr<DiscardManager> manager;
-  std::unique_ptr<InvariantChecker> checker;
+// A consumer rig on the mutants build with a VFIO container and, with dynamic memslots, a
+// memslot map; listeners it registers stay alive as long as the rig.
+struct Rig : ConsumerRig {
   VfioType1Container container;
   std::unique_ptr<VfioMemoryListener> vfio;
   std::vector<std::unique_ptr<RecordingListener>> listeners;
   std::unique_ptr<MemslotMap> memslots;
 
-  Rig(Fault f, DeviceOptions o = small_options()) {
-    o.fault = std::string(fault_name(f));
-    t = make_testbed(o);
-    manager = std::move(*DiscardManager::attach(t.dev(), permission));
-    checker = std::make_unique<InvariantChecker>(t.dev());
+  explicit Rig(Fault f, DeviceOptions o = small_options()) : ConsumerRig(with_fault_name(f, o)) {
     if (o.dynamic_memslots) {
       memslots = std::make_unique<MemslotMap>(t.dev(), true, 256);
       manager->set_memslots(memslots.get());
@@ -213,20 +207,18 @@ struct Rig {
         reinterpret_cast<uintptr_t>(t.machine->device_region->backing.data()), {o.profile, 512}));
     checker->watch(*vfio);
   }
+  static DeviceOptions with_fault_name(Fault f, DeviceOptions o) {
+    o.fault = std::string(fault_name(f));
+    return o;
+  }
   RecordingListener& listener(Section s) {
-    listeners.push_back(std::make_unique<RecordingListener>("l" + std::to_string(listeners.size()),
-                                                            t.dev().bitmap().size(), kBlk));
-    EXPECT_TRUE(manager->register_listener(*listeners.back(), s).has_value());
-    checker->watch(*listeners.back(), s);
+    listeners.push_back(ConsumerRig::listener("l" + std::to_string(listeners.size()), s));
     return *listeners.back();
   }
   // The invariants (by their "In" prefix) the checker reports.
   std::set<std::string> caught() {
     std::set<std::string> ids;
-    for (const Violation& v : checker->check_incremental())
-      ids.insert(v.invariant.substr(0, 2));
-    for (const Violation& v : checker->check_full())
-      ids.insert(v.invariant.substr(0, 2));
+    for (const Violation& v : violations()) ids.insert(v.invariant.substr(0, 2));
     return ids;
   }
 };

@@ -114,18 +114,20 @@ bool DescriptorChain::write(GuestMemory& mem, std::span<const uint8_t> in) const
   return done == in.size();
 }
 
-SplitQueue::SplitQueue(uint16_t max_size) : max_size_(max_size), size_(max_size) {}
+SplitQueue::SplitQueue(uint16_t max_size) : max_size_(max_size) {
+  s_.size = max_size;
+}
 
 Result<void, QueueError> SplitQueue::check_layout(const GuestMemory& mem) const {
-  if (size_ == 0 || size_ > max_size_ || !std::has_single_bit(size_)) {
+  if (s_.size == 0 || s_.size > max_size_ || !std::has_single_bit(s_.size)) {
     return unexpected(QueueError::BadQueueSize);
   }
-  if (desc_table_ % 16 != 0 || avail_ring_ % 2 != 0 || used_ring_ % 4 != 0) {
+  if (s_.desc_table % 16 != 0 || s_.avail_ring % 2 != 0 || s_.used_ring % 4 != 0) {
     return unexpected(QueueError::RingMisaligned);
   }
-  if (!mem.check_range(desc_table_, kDescriptorSize * size_).has_value() ||
-      !mem.check_range(avail_ring_, avail_ring_bytes(size_)).has_value() ||
-      !mem.check_range(used_ring_, used_ring_bytes(size_)).has_value()) {
+  if (!mem.check_range(s_.desc_table, kDescriptorSize * s_.size).has_value() ||
+      !mem.check_range(s_.avail_ring, avail_ring_bytes(s_.size)).has_value() ||
+      !mem.check_range(s_.used_ring, used_ring_bytes(s_.size)).has_value()) {
     return unexpected(QueueError::RingOutOfMemory);
   }
   return {};
@@ -134,15 +136,15 @@ Result<void, QueueError> SplitQueue::check_layout(const GuestMemory& mem) const 
 Result<void, QueueError> SplitQueue::walk_chain(const GuestMemory& mem, uint16_t head,
                                                 DescriptorChain& chain) const {
   chain.clear(head);
-  if (head >= size_) return unexpected(QueueError::HeadOutOfRange);
+  if (head >= s_.size) return unexpected(QueueError::HeadOutOfRange);
 
-  uint64_t table = desc_table_;
-  uint64_t table_len = size_;
+  uint64_t table = s_.desc_table;
+  uint64_t table_len = s_.size;
   bool in_indirect = false;
   uint64_t index = head;
   // A chain, indirect descriptors included, is at most queue-size long (2.7.5.3.1): this bound
   // also ends every loop.
-  uint64_t budget = size_;
+  uint64_t budget = s_.size;
   uint64_t total = 0;
 
   for (;;) {
@@ -193,18 +195,18 @@ Result<void, QueueError> SplitQueue::walk_chain(const GuestMemory& mem, uint16_t
 }
 
 Result<bool, QueueError> SplitQueue::pop(const GuestMemory& mem, DescriptorChain& chain) {
-  if (!ready_) return unexpected(QueueError::NotReady);
-  auto avail_idx = load<uint16_t>(mem, avail_ring_ + kAvailIdx);
+  if (!s_.ready) return unexpected(QueueError::NotReady);
+  auto avail_idx = load<uint16_t>(mem, s_.avail_ring + kAvailIdx);
   if (!avail_idx.has_value()) return unexpected(QueueError::RingOutOfMemory);
-  const uint16_t pending = static_cast<uint16_t>(*avail_idx - next_avail_);
+  const uint16_t pending = static_cast<uint16_t>(*avail_idx - s_.next_avail);
   if (pending == 0) return false;
-  if (pending > size_) return unexpected(QueueError::AvailIndexTooFar);
+  if (pending > s_.size) return unexpected(QueueError::AvailIndexTooFar);
   // Read the ring entry only after the index (the driver's release pairs with this acquire).
   std::atomic_thread_fence(std::memory_order_acquire);
 
-  auto head = load<uint16_t>(mem, avail_ring_ + kAvailRing + 2ULL * (next_avail_ % size_));
+  auto head = load<uint16_t>(mem, s_.avail_ring + kAvailRing + 2ULL * (s_.next_avail % s_.size));
   if (!head.has_value()) return unexpected(QueueError::RingOutOfMemory);
-  ++next_avail_;
+  ++s_.next_avail;
   ++popped_;
   if (auto walked = walk_chain(mem, *head, chain); !walked.has_value()) {
     ++detached_;
@@ -214,16 +216,16 @@ Result<bool, QueueError> SplitQueue::pop(const GuestMemory& mem, DescriptorChain
 }
 
 Result<void, QueueError> SplitQueue::add_used(GuestMemory& mem, uint16_t head, uint32_t len) {
-  if (head >= size_) return unexpected(QueueError::UsedHeadOutOfRange);
-  const uint64_t elem = used_ring_ + kUsedRing + kUsedElemSize * (next_used_ % size_);
+  if (head >= s_.size) return unexpected(QueueError::UsedHeadOutOfRange);
+  const uint64_t elem = s_.used_ring + kUsedRing + kUsedElemSize * (s_.next_used % s_.size);
   std::array<uint8_t, kUsedElemSize> b{};
   store_le<uint32_t>(&b[0], head);
   store_le<uint32_t>(&b[4], len);
   if (!mem.write(elem, b).has_value()) return unexpected(QueueError::RingOutOfMemory);
   // The element must be visible before the index that publishes it.
   std::atomic_thread_fence(std::memory_order_release);
-  ++next_used_;
-  if (!store<uint16_t>(mem, used_ring_ + kUsedIdx, next_used_).has_value()) {
+  ++s_.next_used;
+  if (!store<uint16_t>(mem, s_.used_ring + kUsedIdx, s_.next_used).has_value()) {
     return unexpected(QueueError::RingOutOfMemory);
   }
   ++used_;
@@ -236,16 +238,16 @@ void SplitQueue::detach(const DescriptorChain&) {
 
 bool SplitQueue::should_notify(const GuestMemory& mem) {
   if (!event_idx_) {
-    auto flags = load<uint16_t>(mem, avail_ring_ + kAvailFlags);
+    auto flags = load<uint16_t>(mem, s_.avail_ring + kAvailFlags);
     return !flags.has_value() || !(*flags & VIRTQ_AVAIL_F_NO_INTERRUPT);
   }
-  const bool valid = signalled_used_valid_;
-  const uint16_t old_idx = signalled_used_;
-  const uint16_t new_idx = next_used_;
-  signalled_used_valid_ = true;
-  signalled_used_ = new_idx;
+  const bool valid = s_.signalled_used_valid;
+  const uint16_t old_idx = s_.signalled_used;
+  const uint16_t new_idx = s_.next_used;
+  s_.signalled_used_valid = true;
+  s_.signalled_used = new_idx;
   if (!valid) return true;
-  auto used_event = load<uint16_t>(mem, avail_ring_ + kAvailRing + 2ULL * size_);
+  auto used_event = load<uint16_t>(mem, s_.avail_ring + kAvailRing + 2ULL * s_.size);
   if (!used_event.has_value()) return true;
   // vring_need_event(): notify if used_event lies in [old_idx, new_idx).
   return static_cast<uint16_t>(new_idx - *used_event - 1) <
@@ -253,36 +255,23 @@ bool SplitQueue::should_notify(const GuestMemory& mem) {
 }
 
 void SplitQueue::publish_avail_event(GuestMemory& mem) {
-  if (!event_idx_ || !ready_) return;
-  (void)store<uint16_t>(mem, used_ring_ + kUsedRing + kUsedElemSize * size_, next_avail_);
+  if (!event_idx_ || !s_.ready) return;
+  (void)store<uint16_t>(mem, s_.used_ring + kUsedRing + kUsedElemSize * s_.size, s_.next_avail);
 }
 
 void SplitQueue::reset() {
-  size_ = max_size_;
-  ready_ = false;
+  s_ = QueueState{};
+  s_.size = max_size_;
   event_idx_ = false;
   indirect_ = false;
-  desc_table_ = avail_ring_ = used_ring_ = 0;
-  next_avail_ = next_used_ = 0;
-  signalled_used_ = 0;
-  signalled_used_valid_ = false;
 }
 
 QueueState SplitQueue::state() const {
-  return QueueState{size_,       ready_,     desc_table_,     avail_ring_,          used_ring_,
-                    next_avail_, next_used_, signalled_used_, signalled_used_valid_};
+  return s_;
 }
 
 void SplitQueue::restore(const QueueState& s) {
-  size_ = s.size;
-  ready_ = s.ready;
-  desc_table_ = s.desc_table;
-  avail_ring_ = s.avail_ring;
-  used_ring_ = s.used_ring;
-  next_avail_ = s.next_avail;
-  next_used_ = s.next_used;
-  signalled_used_ = s.signalled_used;
-  signalled_used_valid_ = s.signalled_used_valid;
+  s_ = s;
 }
 
 VMEM_NAMESPACE_END

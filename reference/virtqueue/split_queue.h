@@ -101,16 +101,16 @@ class SplitQueue {
 
   // --- Configuration, as the driver writes it through the transport ---
   uint16_t max_size() const { return max_size_; }
-  uint16_t size() const { return size_; }
-  void set_size(uint16_t n) { size_ = n; }
-  uint64_t desc_table() const { return desc_table_; }
-  uint64_t avail_ring() const { return avail_ring_; }
-  uint64_t used_ring() const { return used_ring_; }
-  void set_desc_table(uint64_t a) { desc_table_ = a; }
-  void set_avail_ring(uint64_t a) { avail_ring_ = a; }
-  void set_used_ring(uint64_t a) { used_ring_ = a; }
-  bool ready() const { return ready_; }
-  void set_ready(bool r) { ready_ = r; }
+  uint16_t size() const { return s_.size; }
+  void set_size(uint16_t n) { s_.size = n; }
+  uint64_t desc_table() const { return s_.desc_table; }
+  uint64_t avail_ring() const { return s_.avail_ring; }
+  uint64_t used_ring() const { return s_.used_ring; }
+  void set_desc_table(uint64_t a) { s_.desc_table = a; }
+  void set_avail_ring(uint64_t a) { s_.avail_ring = a; }
+  void set_used_ring(uint64_t a) { s_.used_ring = a; }
+  bool ready() const { return s_.ready; }
+  void set_ready(bool r) { s_.ready = r; }
   // Negotiated features that change how the rings are read.
   void set_event_idx(bool on) { event_idx_ = on; }
   void set_indirect(bool on) { indirect_ = on; }
@@ -148,17 +148,9 @@ class SplitQueue {
                                       DescriptorChain& chain) const;
 
   uint16_t max_size_;
-  uint16_t size_;
-  bool ready_ = false;
+  QueueState s_;  // what the driver configured and where the device is in the rings
   bool event_idx_ = false;
   bool indirect_ = false;
-  uint64_t desc_table_ = 0;
-  uint64_t avail_ring_ = 0;
-  uint64_t used_ring_ = 0;
-  uint16_t next_avail_ = 0;
-  uint16_t next_used_ = 0;
-  uint16_t signalled_used_ = 0;
-  bool signalled_used_valid_ = false;
   uint64_t popped_ = 0;
   uint64_t used_ = 0;
   uint64_t detached_ = 0;

@@ -1,0 +1,56 @@
+// Shared set-up for the consumer tests: a device with its discard manager and the invariant
+// checker, plus helpers to register watched listeners. Used with either reference library.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "reference/check/invariants.h"
+#include "reference/discard/discard_manager.h"
+#include "reference/discard/recording_listener.h"
+#include "reference/tests/testbed.h"
+
+namespace vmem::testing {
+
+inline constexpr uint64_t kBlock = 2 * kMiB;
+
+inline Section blocks(uint64_t first, uint64_t n) { return {first * kBlock, n * kBlock}; }
+
+struct ConsumerRig {
+  Testbed t;
+  DiscardPermission permission;
+  std::unique_ptr<DiscardManager> manager;
+  std::unique_ptr<InvariantChecker> checker;
+
+  explicit ConsumerRig(const DeviceOptions& o = small_options()) {
+    t = make_testbed(o);
+    manager = std::move(*DiscardManager::attach(t.dev(), permission));
+    checker = std::make_unique<InvariantChecker>(t.dev());
+  }
+  uint64_t nb_blocks() const { return t.machine->device->bitmap().size(); }
+
+  // A recording listener, registered for `s` and watched by the checker.
+  std::unique_ptr<RecordingListener> listener(const std::string& name, Section s,
+                                              bool double_discard = false) {
+    auto l = std::make_unique<RecordingListener>(name, nb_blocks(), kBlock, double_discard);
+    EXPECT_TRUE(manager->register_listener(*l, s).has_value());
+    checker->watch(*l, s);
+    return l;
+  }
+
+  // What the checker reports, in incremental and then full mode.
+  std::vector<Violation> violations() {
+    std::vector<Violation> all = checker->check_incremental();
+    for (Violation& v : checker->check_full()) all.push_back(std::move(v));
+    return all;
+  }
+
+  void expect_consistent(const char* step) {
+    for (const Violation& v : violations()) ADD_FAILURE() << step << ": " << to_string(v);
+  }
+};
+
+}  // namespace vmem::testing
