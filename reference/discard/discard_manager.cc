@@ -44,7 +44,8 @@ bool DiscardManager::is_populated(const Section& s) const {
   const auto quiet = device_.quiesce();
   // As virtio-mem: round out to blocks, refuse what is not a valid range, then every bit set.
   const uint64_t bs = min_granularity();
-  if (s.size == 0) return false;
+  const uint64_t region = device_.options().region_size;
+  if (s.size == 0 || s.offset > region || s.size > region - s.offset) return false;
   const uint64_t first = s.offset / bs;
   const uint64_t end = (s.end() + bs - 1) / bs;
   if (end > device_.bitmap().size() || end * bs > device_.config().usable_region_size) {
@@ -109,6 +110,7 @@ Status DiscardManager::register_listener(RamDiscardListener& l, const Section& s
         Error{fmt::format("listener refused the populate replay: {}", replayed.error().message)});
   }
   listeners_.insert(listeners_.begin(), Registration{&l, s});
+  device_.mark_touched(s.offset / bs, s.size / bs);
   return ok();
 }
 
@@ -119,6 +121,7 @@ void DiscardManager::unregister_listener(RamDiscardListener& l) {
   if (it == listeners_.end()) return;
   const Section s = it->section;
   listeners_.erase(it);
+  device_.mark_touched(s.offset / min_granularity(), s.size / min_granularity());
   if (device_.bitmap().count() == 0 || faulty(device_.fault(), Fault::UnregisterKeepsMappings))
     return;
   if (l.double_discard_supported()) {

@@ -78,7 +78,7 @@ class DiscardManager final : public DiscardHooks {
     Section section;
   };
   const std::vector<Registration>& listeners() const { return listeners_; }
-  const VirtioMemDevice& device() const { return device_; }
+  VirtioMemDevice& device() const { return device_; }
 
   // With dynamic memslots, memslots are mapped before a populate and unmapped after an unplug.
   void set_memslots(MemslotMap* memslots) { memslots_ = memslots; }

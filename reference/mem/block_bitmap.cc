@@ -115,6 +115,15 @@ void BlockBitmap::clear_all() {
   count_ = 0;
 }
 
+uint64_t BlockBitmap::find_last_plugged() const {
+  for (uint64_t s = summary_.size(); s-- > 0;) {
+    if (summary_[s] == 0) continue;
+    const uint64_t w = s * 64 + 63 - static_cast<uint64_t>(std::countl_zero(summary_[s]));
+    return w * 64 + 63 - static_cast<uint64_t>(std::countl_zero(words_[w]));
+  }
+  return 0;
+}
+
 uint64_t BlockBitmap::find_next(bool plugged, uint64_t from, uint64_t end) const {
   while (from < end) {
     if (plugged && words_[from / 64] == 0) {

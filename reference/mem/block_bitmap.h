@@ -37,6 +37,8 @@ class BlockBitmap {
   void set_range_unplugged(uint64_t first, uint64_t n);
   void clear_all();
 
+  // The last plugged block; only meaningful when count() != 0.
+  uint64_t find_last_plugged() const;
   // The first block in [from, end) in the given state, or `end`.
   uint64_t find_next(bool plugged, uint64_t from, uint64_t end) const;
 

@@ -59,7 +59,7 @@ VirtioMemDevice::VirtioMemDevice(const DeviceOptions& options, Fault fault,
   // On first power-on every block is unplugged, and the host memory is given back.
   (void)region_.discard(0, region_.size());
   resize_usable_region(true);
-  sync_config();
+  sync_config(false, false);
 }
 
 bool VirtioMemDevice::accept_features(uint64_t features) const {
@@ -86,8 +86,9 @@ WireConfig VirtioMemDevice::config_locked() const {
   return c;
 }
 
-void VirtioMemDevice::sync_config() {
+void VirtioMemDevice::sync_config(bool changed, bool notify) {
   config_bytes_ = encode_config(config_locked());
+  if (changed || notify) config_changed(notify);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,6 +162,11 @@ std::unique_lock<std::mutex> VirtioMemDevice::wait_for_requests() {
   return lock;
 }
 
+void VirtioMemDevice::count_protocol_violation() {
+  auto lock = lock_state();
+  ++counters_.protocol_violations;
+}
+
 uint64_t VirtioMemDevice::last_stamp() const {
   auto lock = lock_state();
   return last_stamp_;
@@ -192,13 +198,22 @@ void VirtioMemDevice::on_config_write(uint64_t, unsigned, uint64_t) {
 void VirtioMemDevice::handle_queue(uint16_t index) {
   if (index != kGuestRequestQueue) return;
   SplitQueue& q = queue(index);
+  for (;;) {
+    if (drain_queue(q)) used_buffers_added(index);
+    // Chains that arrived while avail_event was being published get no kick: take them now.
+    if (broken() || !q.publish_avail_event(memory())) return;
+  }
+}
+
+// Handles every available request; returns whether any response was added to the used ring.
+bool VirtioMemDevice::drain_queue(SplitQueue& q) {
   GuestMemory& mem = memory();
   bool added = false;
 
   while (!broken()) {
     auto popped = q.pop(mem, chain_);
     if (!popped.has_value()) {
-      ++counters_.protocol_violations;
+      count_protocol_violation();
       needs_reset(fmt::format("virtio-mem: {}", to_string(popped.error())));
       break;
     }
@@ -209,20 +224,20 @@ void VirtioMemDevice::handle_queue(uint16_t index) {
     std::array<uint8_t, kRequestSize> raw{};
     if (chain_.readable_bytes() < kRequestSize || !chain_.read(mem, raw)) {
       q.detach(chain_);
-      ++counters_.protocol_violations;
+      count_protocol_violation();
       needs_reset("virtio-mem protocol violation: invalid request size");
       break;
     }
     if (chain_.writable_bytes() < kResponseSize) {
       q.detach(chain_);
-      ++counters_.protocol_violations;
+      count_protocol_violation();
       needs_reset("virtio-mem protocol violation: not enough space for response");
       break;
     }
     const WireRequest req = decode_request(raw);
     if (req.type > VIRTIO_MEM_REQ_STATE) {
       q.detach(chain_);
-      ++counters_.protocol_violations;
+      count_protocol_violation();
       needs_reset(fmt::format("virtio-mem protocol violation: unknown request type: {}", req.type));
       break;
     }
@@ -244,8 +259,7 @@ void VirtioMemDevice::handle_queue(uint16_t index) {
     }
     added = true;
   }
-  if (added) used_buffers_added(index);
-  q.publish_avail_event(mem);
+  return added;
 }
 
 Response VirtioMemDevice::process(const WireRequest& req) {
@@ -266,7 +280,7 @@ Response VirtioMemDevice::process(const WireRequest& req) {
       r = state(req.addr, req.nb_blocks);
       break;
     default:
-      ++counters_.protocol_violations;
+      count_protocol_violation();
       return Response{RespType::Error, BlockState::Unplugged};
   }
   auto lock = lock_state();
@@ -284,7 +298,9 @@ Response VirtioMemDevice::plug(uint64_t gpa, uint16_t nb_blocks) {
   const bool valid = valid_range(gpa, nb_blocks);
   const uint64_t size = uint64_t{nb_blocks} * options_.block_size;
   // Block states are only looked at for a valid range: an invalid one may lie outside the bitmap.
-  const bool wrong_state = valid && !bitmap_.is_range_unplugged(block_of(gpa), nb_blocks);
+  // (Blocks past the region, reachable only through a faulty range check, count as unplugged.)
+  const uint64_t in_bitmap = valid ? blocks_in_region(gpa, nb_blocks) : 0;
+  const bool wrong_state = in_bitmap != 0 && !bitmap_.is_range_unplugged(block_of(gpa), in_bitmap);
   const bool over_quota = rules::exceeds_requested(U64{}, plugged_size_, size, requested_size_);
   const auto verdict = static_cast<RespType>(
       rules::plug_verdict(U64{}, options_.profile, valid, over_quota, wrong_state, busy_, fault_));
@@ -311,18 +327,19 @@ Response VirtioMemDevice::plug(uint64_t gpa, uint16_t nb_blocks) {
     auto relock = lock_state();
     if (blocks != 0) bitmap_.set_range_plugged(block_of(gpa), blocks);
     touched_.add(block_of(gpa), blocks);
-    plugged_size_ += size;  // DEV-30
-    sync_config();
+    plugged_size_ += size;     // DEV-30
+    sync_config(true, false);  // DEV-10: plugged_size alone is not notified
   }
   end_in_flight();
-  config_changed(false);  // DEV-10: plugged_size alone is not notified
   return {RespType::Ack};
 }
 
 Response VirtioMemDevice::unplug(uint64_t gpa, uint16_t nb_blocks) {
   auto lock = begin_request();
   const bool valid = valid_range(gpa, nb_blocks);
-  bool wrong_state = valid && !bitmap_.is_range_plugged(block_of(gpa), nb_blocks);
+  const uint64_t in_bitmap = valid ? blocks_in_region(gpa, nb_blocks) : 0;
+  bool wrong_state =
+      valid && (in_bitmap < nb_blocks || !bitmap_.is_range_plugged(block_of(gpa), in_bitmap));
   if (faulty(fault_, Fault::UnplugStateCheckSkipped)) wrong_state = false;
   const auto verdict =
       static_cast<RespType>(rules::unplug_verdict(U64{}, valid, wrong_state, busy_));
@@ -351,11 +368,10 @@ Response VirtioMemDevice::unplug(uint64_t gpa, uint16_t nb_blocks) {
     if (!faulty(fault_, Fault::UnplugPluggedSizeStale)) {
       plugged_size_ -= uint64_t{nb_blocks} * options_.block_size;  // DEV-37
     }
-    sync_config();
+    sync_config(true, false);
   }
   if (hooks_ != nullptr) hooks_->unplugged(offset, size);
   end_in_flight();
-  config_changed(false);
   return {RespType::Ack};
 }
 
@@ -392,11 +408,12 @@ bool VirtioMemDevice::unplug_everything(bool check_busy) {
       return false;
     }
   } else if (bitmap_.count() != 0) {
-    const bool discarded =
-        bitmap_.for_each_run(true, 0, bitmap_.size(), [&](uint64_t first, uint64_t n) {
-          return region_.discard(first * options_.block_size, n * options_.block_size).has_value();
-        });
-    if (!discarded) {
+    // One discard from the first to the last plugged block: all or nothing, as QEMU's single
+    // discard of the RAM block, and the unplugged blocks in between lose nothing.
+    const uint64_t first = bitmap_.find_next(true, 0, bitmap_.size());
+    const uint64_t last = bitmap_.find_last_plugged();
+    const uint64_t bs = options_.block_size;
+    if (!region_.discard(first * bs, (last + 1 - first) * bs).has_value()) {
       auto lock = lock_state();
       ++counters_.discard_failures;
       return false;
@@ -412,11 +429,10 @@ bool VirtioMemDevice::unplug_everything(bool check_busy) {
     plugged_size_ = 0;
     // DEV-43: the usable region may shrink here, without a notification.
     resize_usable_region(true);
-    sync_config();
     changed = usable_region_size_ != usable_before || plugged_size_ != plugged_before;
+    sync_config(changed, false);
   }
   if (hooks_ != nullptr && had_plugged) hooks_->unplugged(0, options_.region_size);
-  if (changed) config_changed(false);
   return true;
 }
 
@@ -461,18 +477,17 @@ Status VirtioMemDevice::set_requested_size(uint64_t size, uint64_t* stamp) {
     return unexpected(Error{fmt::format(
         "'requested-size' cannot exceed the memory backend size({:#x})", options_.region_size)});
   }
-  bool changed = false;
   {
     auto lock = wait_for_requests();
-    changed = size != requested_size_;
+    const bool changed = size != requested_size_;
     requested_size_ = size;
     if (changed) resize_usable_region(false);  // DEV-8: grow only
-    sync_config();
+    // DEV-9. QEMU notifies on every successful set, even an unchanged one (DEV-11 allows it).
+    const bool notify = (changed || options_.profile != Profile::Spec) &&
+                        !faulty(fault_, Fault::ResizeWithoutNotification);
+    sync_config(changed, notify);
     if (stamp != nullptr) *stamp = ++version_;
   }
-  // DEV-9. QEMU notifies on every successful set, even an unchanged one (DEV-11 allows it).
-  const bool notify = changed || options_.profile != Profile::Spec;
-  if (notify && !faulty(fault_, Fault::ResizeWithoutNotification)) config_changed(true);
   return ok();
 }
 

@@ -115,7 +115,11 @@ class VirtioMemDevice final : public VirtioDevice {
   // A migration in progress: PLUG, UNPLUG and UNPLUG_ALL answer BUSY (QEMU's is_busy()).
   void set_busy(bool busy, uint64_t* stamp = nullptr);
   bool busy() const;
-  void set_discard_hooks(DiscardHooks* hooks) { hooks_ = hooks; }
+  // Not while a request is in flight: with threading on, it quiesces first.
+  void set_discard_hooks(DiscardHooks* hooks) {
+    const auto quiet = quiesce();
+    hooks_ = hooks;
+  }
 
   // --- State ---
   WireConfig config() const;
@@ -125,7 +129,16 @@ class VirtioMemDevice final : public VirtioDevice {
   Profile profile() const { return options_.profile; }
   Fault fault() const { return fault_; }
   Backing& region() { return region_; }
-  const RequestCounters& request_counters() const { return counters_; }
+  RequestCounters request_counters() const {
+    auto lock = lock_state();
+    return counters_;
+  }
+  // Blocks whose consumers' view changed without a request (a listener came or went): the
+  // incremental invariant check must look at them.
+  void mark_touched(uint64_t first_block, uint64_t n) {
+    auto lock = lock_state();
+    touched_.add(first_block, n);
+  }
   // Returns the blocks touched since the last call, and forgets them.
   TouchedBlocks take_touched() {
     auto lock = lock_state();
@@ -151,6 +164,7 @@ class VirtioMemDevice final : public VirtioDevice {
   void handle_queue(uint16_t index) override;
   void on_reset() override;
 
+  bool drain_queue(SplitQueue& q);
   Response plug(uint64_t gpa, uint16_t nb_blocks);
   Response unplug(uint64_t gpa, uint16_t nb_blocks);
   Response unplug_all();
@@ -160,7 +174,9 @@ class VirtioMemDevice final : public VirtioDevice {
   // False if (when asked to check) busy, or if the discard failed.
   bool unplug_everything(bool check_busy);
   void resize_usable_region(bool can_shrink);
-  void sync_config();
+  // Re-encodes the configuration and, in the same critical section, notifies the change, so a
+  // driver never reads new bytes with the old config_generation (its retry loop then works).
+  void sync_config(bool changed, bool notify);
   WireConfig config_locked() const;
   // The request path's locking; all of it is free when threading is off.
   std::unique_lock<std::mutex> lock_state() const {
@@ -180,6 +196,7 @@ class VirtioMemDevice final : public VirtioDevice {
   };
   std::unique_lock<std::mutex> begin_request();
   std::unique_lock<std::mutex> wait_for_requests();
+  void count_protocol_violation();
   void start_in_flight(std::unique_lock<std::mutex>& lock);
   void end_in_flight();
   uint64_t block_of(uint64_t gpa) const { return (gpa - options_.addr) / options_.block_size; }

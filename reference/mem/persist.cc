@@ -236,6 +236,8 @@ Status VirtioMemDevice::load(std::span<const uint8_t> stream) {
         hooks_->discard(first * bs, n * bs);
         return true;
       });
+      // Memslots mapped for the replay are unmapped again where this device has nothing plugged.
+      hooks_->unplugged(0, options_.region_size);
       return refused;
     }
   }
@@ -252,7 +254,7 @@ Status VirtioMemDevice::load(std::span<const uint8_t> stream) {
     (void)region_.discard(first * bs, n * bs);
     return true;
   });
-  sync_config();
+  sync_config(false, false);
   return ok();
 }
 

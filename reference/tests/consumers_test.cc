@@ -99,6 +99,14 @@ TEST(DiscardManagerTest, UnplugAllWithListeners) {
   c.expect_consistent("after unplug-all");
 }
 
+TEST(DiscardManagerTest, IsPopulatedRefusesSectionsOutsideTheRegion) {
+  Consumers c;
+  ASSERT_EQ(c.t.plug(c.t.block(0), 4), RespType::Ack);
+  EXPECT_FALSE(c.manager->is_populated({kBlock, ~uint64_t{0} - kBlock + 1}));
+  EXPECT_FALSE(c.manager->is_populated({~uint64_t{0} - kBlock + 1, kBlock}));
+  EXPECT_FALSE(c.manager->is_populated({0, 0}));
+}
+
 TEST(DiscardManagerTest, QueriesAndReplays) {
   Consumers c;
   ASSERT_EQ(c.t.plug(c.t.block(4), 4), RespType::Ack);
@@ -393,6 +401,26 @@ TEST(MemslotTest, RefusedPopulateUnmapsTheMemslotsItMapped) {
   EXPECT_EQ(c.memslots.active_count(), 0u);
   EXPECT_TRUE(c.container.mappings().empty());
   c.expect_consistent("after the refusal");
+}
+
+TEST(MemslotTest, RefusedMigrationLoadLeavesNoMemslotMapped) {
+  WithMemslots src;
+  ASSERT_EQ(src.t.plug(src.t.block(3), 2), RespType::Ack);        // memslot 0
+  ASSERT_EQ(src.t.plug(src.t.block(3 * 512), 2), RespType::Ack);  // memslot 3
+  const auto stream = src.t.dev().save();
+  WithMemslots dst;
+  std::vector<uint8_t> ram(2 * kMiB);
+  ASSERT_TRUE(src.t.machine->mem.read(0, ram).has_value());
+  ASSERT_TRUE(dst.t.machine->mem.write(0, ram).has_value());
+  dst.container.fail_nth_map(3);  // the second run's first block
+  EXPECT_FALSE(dst.t.dev().load(stream).has_value());
+  EXPECT_EQ(dst.memslots.active_count(), 0u);
+  EXPECT_TRUE(dst.vfio->listeners().empty());
+  EXPECT_TRUE(dst.container.mappings().empty());
+  dst.expect_consistent("after the refused load");
+  ASSERT_TRUE(dst.t.dev().load(stream).has_value());
+  EXPECT_EQ(dst.memslots.active_count(), 2u);
+  dst.expect_consistent("after the load");
 }
 
 TEST(MemslotTest, DynamicMemslotsNeedUnpluggedInaccessible) {

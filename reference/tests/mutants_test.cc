@@ -218,7 +218,8 @@ struct Rig : ConsumerRig {
   // The invariants (by their "In" prefix) the checker reports.
   std::set<std::string> caught() {
     std::set<std::string> ids;
-    for (const Violation& v : violations()) ids.insert(v.invariant.substr(0, 2));
+    for (const Violation& v : violations())
+      ids.insert(v.invariant.substr(0, 2));
     return ids;
   }
 };
@@ -285,6 +286,33 @@ TEST(InvariantCheckerTest, CatchesI6UnregisterKeepingMappings) {
     r.t.plug(r.t.block(0), 4);
     r.vfio->region_del({0, 64 * kBlk});
   });
+}
+
+// The incremental mode alone must see what an unregister left behind (it touched no block).
+TEST(InvariantCheckerTest, IncrementalCheckSeesListenerChanges) {
+  Rig r(Fault::UnregisterKeepsMappings);
+  ASSERT_TRUE(r.vfio->region_add({0, 64 * kBlk}).has_value());
+  r.t.plug(r.t.block(0), 4);
+  (void)r.checker->check_incremental();
+  r.vfio->region_del({0, 64 * kBlk});
+  bool caught = false;
+  for (const Violation& v : r.checker->check_incremental())
+    caught |= v.invariant.rfind("I6", 0) == 0;
+  EXPECT_TRUE(caught);
+}
+
+// A faulty range check at the end of the region must not read past the bitmap (ASan watches).
+TEST(MutantsTest, FaultyRangeCheckAtTheRegionEndStaysInBounds) {
+  DeviceOptions o = small_options();
+  o.requested_size = o.region_size;  // usable = region
+  for (Fault f : {Fault::RangeEndOffByOne, Fault::RangeNoWrapCheck}) {
+    Testbed t = with_fault(f, o);
+    const uint64_t last = t.cfg().addr + t.cfg().region_size - kBlk;
+    (void)t.plug(last, 2);
+    (void)t.unplug(last, 2);
+    (void)t.state(last, 65535);
+    EXPECT_EQ(t.cfg().plugged_size % kBlk, 0u);
+  }
 }
 
 TEST(InvariantCheckerTest, CatchesI6PopulateMappingTheWholeSection) {

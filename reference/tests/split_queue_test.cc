@@ -185,6 +185,43 @@ TEST(SplitQueueLimitsTest, ChainOfMoreThan4GiBIsRefused) {
   EXPECT_EQ(r.error(), QueueError::ChainTooLarge);
 }
 
+// Linux builds indirect tables longer than the queue; like QEMU we take up to 1024 entries.
+TEST_F(SplitQueueTest, IndirectTableLongerThanTheQueueIsFine) {
+  const uint64_t table = buf(100);
+  const uint16_t n = 20;  // the queue has 16 entries
+  for (uint16_t i = 0; i < n; ++i) {
+    const bool last = i + 1 == n;
+    drv_.write_descriptor(
+        table, i,
+        {buf(i), 8, static_cast<uint16_t>(last ? VIRTQ_DESC_F_WRITE : VIRTQ_DESC_F_NEXT),
+         static_cast<uint16_t>(i + 1)});
+  }
+  drv_.write_descriptor(0, {table, n * 16u, VIRTQ_DESC_F_INDIRECT, 0});
+  drv_.publish(0);
+  ASSERT_EQ(pop_error(), std::nullopt);
+  EXPECT_EQ(chain_.buffers().size(), n);
+}
+
+TEST_F(SplitQueueTest, IndirectChainOfMoreThan1024IsRefused) {
+  const uint64_t table = 3 * kMiB;
+  for (uint16_t i = 0; i < 1100; ++i) {
+    drv_.write_descriptor(table, i, {buf(0), 8, VIRTQ_DESC_F_NEXT, static_cast<uint16_t>(i + 1)});
+  }
+  drv_.write_descriptor(0, {table, 1100 * 16u, VIRTQ_DESC_F_INDIRECT, 0});
+  drv_.publish(0);
+  EXPECT_EQ(pop_error(), QueueError::ChainTooLong);
+}
+
+TEST_F(SplitQueueTest, AvailEventReportsChainsThatRaced) {
+  q_.set_event_idx(true);
+  q_.publish_avail_event(mem_);
+  EXPECT_FALSE(q_.publish_avail_event(mem_)) << "nothing new";
+  drv_.write_descriptor(0, {buf(0), 24, VIRTQ_DESC_F_NEXT, 1});
+  drv_.write_descriptor(1, {buf(1), 10, VIRTQ_DESC_F_WRITE, 0});
+  drv_.publish(0);  // as if the driver added it after the device's last look
+  EXPECT_TRUE(q_.publish_avail_event(mem_));
+}
+
 TEST_F(SplitQueueTest, IndirectNeedsTheFeature) {
   q_.set_indirect(false);
   drv_.write_descriptor(0, {buf(10), 32, VIRTQ_DESC_F_INDIRECT, 0});

@@ -138,8 +138,8 @@ void VirtioMmioTransport::write(uint64_t offset, unsigned size, uint64_t value64
 }
 
 void VirtioMmioTransport::set_level(bool asserted) {
-  if (asserted == level_) return;
-  level_ = asserted;
+  // Called under the device's notify lock, so changes arrive one at a time.
+  if (level_.exchange(asserted, std::memory_order_acq_rel) == asserted) return;
   if (cb_) cb_(asserted);
 }
 

@@ -3,6 +3,7 @@
 // a time. As in QEMU, an access of the wrong width to a register reads 0 and writes nothing.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 
@@ -55,7 +56,7 @@ class VirtioMmioTransport final : public InterruptLine {
   uint64_t read(uint64_t offset, unsigned size);
   void write(uint64_t offset, unsigned size, uint64_t value);
 
-  bool interrupt_asserted() const { return level_; }
+  bool interrupt_asserted() const { return level_.load(std::memory_order_acquire); }
   void set_interrupt_callback(std::function<void(bool)> cb) { cb_ = std::move(cb); }
 
   VirtioDevice& device() { return device_; }
@@ -67,7 +68,7 @@ class VirtioMmioTransport final : public InterruptLine {
   uint32_t device_features_sel_ = 0;
   uint32_t driver_features_sel_ = 0;
   uint32_t queue_sel_ = 0;
-  bool level_ = false;
+  std::atomic<bool> level_{false};  // set from the device's notifications, read by the vCPU
   std::function<void(bool)> cb_;
 };
 

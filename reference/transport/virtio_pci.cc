@@ -64,6 +64,7 @@ uint32_t VirtioPciTransport::read_header(uint32_t offset) const {
       return pci::kVendorRedHatQumranet | uint32_t(pci::kModernDeviceIdBase + device_.device_id())
                                               << 16;
     case 0x04: {
+      std::lock_guard<std::mutex> g(intx_mu_);
       const uint16_t status = pci::kStatusCapList | (isr_level_ ? pci::kStatusInterrupt : 0);
       return command_ | uint32_t{status} << 16;
     }
@@ -119,6 +120,8 @@ void VirtioPciTransport::config_write(uint32_t offset, unsigned size, uint32_t v
     case pci::kCommand: {
       if (shift >= 2) return;  // the status register's bits are not writable here
       command_ = static_cast<uint16_t>(merge(command_, shift, size, value) & kWritableCommand);
+      std::lock_guard<std::mutex> g(intx_mu_);
+      intx_disabled_ = (command_ & pci::kCommandIntxDisable) != 0;
       update_intx();
       return;
     }
@@ -304,12 +307,13 @@ void VirtioPciTransport::enable_queue(uint16_t index) {
 }
 
 void VirtioPciTransport::set_level(bool asserted) {
+  std::lock_guard<std::mutex> g(intx_mu_);
   isr_level_ = asserted;
   update_intx();
 }
 
 void VirtioPciTransport::update_intx() {
-  const bool out = isr_level_ && !(command_ & pci::kCommandIntxDisable);
+  const bool out = isr_level_ && !intx_disabled_;
   if (out == intx_out_) return;
   intx_out_ = out;
   if (intx_cb_) intx_cb_(out);
@@ -328,6 +332,8 @@ void VirtioPciTransport::reset() {
   cfg_bar_ = 0;
   cfg_offset_ = cfg_length_ = 0;
   device_.reset();
+  std::lock_guard<std::mutex> g(intx_mu_);
+  intx_disabled_ = false;
   update_intx();
 }
 

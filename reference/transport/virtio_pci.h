@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 
 #include "reference/virtio/virtio_device.h"
@@ -102,7 +103,7 @@ class VirtioPciTransport final : public InterruptLine {
  private:
   // InterruptLine
   void set_level(bool asserted) override;
-  void update_intx();
+  void update_intx();  // intx_mu_ held
 
   uint32_t common_read(uint32_t offset);
   void common_write(uint32_t offset, unsigned size, uint32_t value);
@@ -117,8 +118,12 @@ class VirtioPciTransport final : public InterruptLine {
   uint32_t device_feature_select_ = 0;
   uint32_t driver_feature_select_ = 0;
   uint16_t queue_select_ = 0;
+  // The INTx state changes from the device's notifications (any thread, under its notify lock)
+  // and from command register writes (the vCPU): it has its own lock.
+  mutable std::mutex intx_mu_;
   bool isr_level_ = false;
   bool intx_out_ = false;
+  bool intx_disabled_ = false;
   std::function<void(bool)> intx_cb_;
   // virtio_pci_cfg_cap window.
   uint8_t cfg_bar_ = 0;

@@ -27,6 +27,11 @@ uint32_t VirtioDevice::config_generation() const {
   return config_generation_;
 }
 
+std::string VirtioDevice::broken_reason() const {
+  CondLock lock(notify_mu_, threaded_);
+  return broken_reason_;
+}
+
 uint8_t VirtioDevice::isr() const {
   CondLock lock(notify_mu_, threaded_);
   return isr_;
@@ -101,7 +106,7 @@ void VirtioDevice::acknowledge_interrupt(uint8_t bits) {
 }
 
 void VirtioDevice::notify_queue(uint16_t index) {
-  if (index >= queues_.size() || broken_) return;
+  if (index >= queues_.size() || broken()) return;
   // 3.1.1: the device must not consume buffers before DRIVER_OK. QEMU does not check this; its
   // profiles use the Qemu policy and process the queue anyway.
   if (!driver_ok() && policy_ == ConfigNotifyPolicy::Spec) return;
@@ -113,10 +118,10 @@ void VirtioDevice::reset() {
   for (auto& q : queues_)
     q.reset();
   driver_features_ = 0;
-  broken_ = false;
-  broken_reason_.clear();
   {
     CondLock lock(notify_mu_, threaded_);
+    broken_.store(false, std::memory_order_release);
+    broken_reason_.clear();
     status_.store(0, std::memory_order_release);
     isr_ = 0;
     // A pending configuration notification survives: it is due at the next DRIVER_OK (D9).
@@ -153,10 +158,10 @@ void VirtioDevice::used_buffers_added(uint16_t index) {
 }
 
 void VirtioDevice::needs_reset(std::string reason) {
-  broken_ = true;
+  CondLock lock(notify_mu_, threaded_);
+  broken_.store(true, std::memory_order_release);
   broken_reason_ = std::move(reason);
   ++counters_.needs_reset;
-  CondLock lock(notify_mu_, threaded_);
   status_.fetch_or(VIRTIO_CONFIG_S_NEEDS_RESET, std::memory_order_acq_rel);
   // 2.1.2: the device sends a configuration change notification when it sets NEEDS_RESET.
   // QEMU does it through virtio_notify_config(), which also bumps the generation.
@@ -173,7 +178,7 @@ VirtioDeviceState VirtioDevice::save_state() const {
   s.driver_features = driver_features_;
   s.config_generation = config_generation_;
   s.isr = isr_;
-  s.broken = broken_;
+  s.broken = broken();
   s.config_notification_pending = config_notification_pending_;
   for (const auto& q : queues_)
     s.queues.push_back(q.state());
@@ -244,7 +249,7 @@ void VirtioDevice::restore_state(const VirtioDeviceState& s) {
   driver_features_ = s.driver_features;
   config_generation_ = s.config_generation;
   isr_ = s.isr;
-  broken_ = s.broken;
+  broken_.store(s.broken, std::memory_order_release);
   broken_reason_ = s.broken ? "broken before migration" : "";
   config_notification_pending_ = s.config_notification_pending;
   for (std::size_t i = 0; i < queues_.size(); ++i) {

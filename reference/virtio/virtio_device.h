@@ -121,8 +121,8 @@ class VirtioDevice {
   // queues stay the caller's to serialize (QEMU's big lock), see IoThread.
   void enable_threading() { threaded_ = true; }
   bool threaded() const { return threaded_; }
-  bool broken() const { return broken_; }
-  const std::string& broken_reason() const { return broken_reason_; }
+  bool broken() const { return broken_.load(std::memory_order_acquire); }
+  std::string broken_reason() const;
   const VirtioCounters& counters() const { return counters_; }
   GuestMemory& memory() { return mem_; }
 
@@ -186,8 +186,8 @@ class VirtioDevice {
   mutable std::mutex notify_mu_;  // the generation, ISR, pending notification and the line
   uint32_t config_generation_ = 0;
   bool config_notification_pending_ = false;
-  bool broken_ = false;
-  std::string broken_reason_;
+  std::atomic<bool> broken_{false};
+  std::string broken_reason_;  // notify_mu_
   VirtioCounters counters_;
 };
 

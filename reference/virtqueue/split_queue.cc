@@ -142,8 +142,8 @@ Result<void, QueueError> SplitQueue::walk_chain(const GuestMemory& mem, uint16_t
   uint64_t table_len = s_.size;
   bool in_indirect = false;
   uint64_t index = head;
-  // A chain, indirect descriptors included, is at most queue-size long (2.7.5.3.1): this bound
-  // also ends every loop.
+  // A chain of direct descriptors is at most queue-size long (2.7.5.3.1): this bound also ends
+  // every loop.
   uint64_t budget = s_.size;
   uint64_t total = 0;
 
@@ -173,6 +173,9 @@ Result<void, QueueError> SplitQueue::walk_chain(const GuestMemory& mem, uint16_t
       table_len = len / kDescriptorSize;
       in_indirect = true;
       index = 0;
+      // An indirect table may hold more descriptors than the queue (Linux builds such tables);
+      // like QEMU, allow up to 1024 buffers in it, which also ends every loop inside it.
+      budget = std::min<uint64_t>(table_len, kMaxIndirectDescriptors);
       continue;
     }
 
@@ -237,6 +240,9 @@ void SplitQueue::detach(const DescriptorChain&) {
 }
 
 bool SplitQueue::should_notify(const GuestMemory& mem) {
+  // The used index the driver will read must be visible before we read what it asked for, or
+  // both sides may decide the other will act (virtio 1.2, 2.7.10).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (!event_idx_) {
     auto flags = load<uint16_t>(mem, s_.avail_ring + kAvailFlags);
     return !flags.has_value() || !(*flags & VIRTQ_AVAIL_F_NO_INTERRUPT);
@@ -254,9 +260,14 @@ bool SplitQueue::should_notify(const GuestMemory& mem) {
          static_cast<uint16_t>(new_idx - old_idx);
 }
 
-void SplitQueue::publish_avail_event(GuestMemory& mem) {
-  if (!event_idx_ || !s_.ready) return;
+bool SplitQueue::publish_avail_event(GuestMemory& mem) {
+  if (!event_idx_ || !s_.ready) return false;
   (void)store<uint16_t>(mem, s_.used_ring + kUsedRing + kUsedElemSize * s_.size, s_.next_avail);
+  // A chain the driver added before it could see the new avail_event would get no kick: look
+  // again after publishing it, as QEMU's virtio_queue_set_notification() does.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  auto idx = load<uint16_t>(mem, s_.avail_ring + kAvailIdx);
+  return idx.has_value() && *idx != s_.next_avail;
 }
 
 void SplitQueue::reset() {

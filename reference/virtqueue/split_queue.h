@@ -25,6 +25,7 @@ inline constexpr uint16_t VIRTQ_USED_F_NO_NOTIFY = 1;
 inline constexpr uint16_t VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
 inline constexpr uint64_t kDescriptorSize = 16;
 inline constexpr uint16_t kMaxQueueSize = 32768;
+inline constexpr uint64_t kMaxIndirectDescriptors = 1024;  // QEMU's VIRTQUEUE_MAX_SIZE
 
 enum class QueueError : uint8_t {
   NotReady,
@@ -131,7 +132,8 @@ class SplitQueue {
   // (NO_INTERRUPT, or used_event with VIRTIO_F_EVENT_IDX, 2.7.10).
   bool should_notify(const GuestMemory& mem);
   // With VIRTIO_F_EVENT_IDX, asks the driver to notify once it adds past what was consumed.
-  void publish_avail_event(GuestMemory& mem);
+  // Returns true if chains arrived meanwhile (the caller must process them: no kick will come).
+  bool publish_avail_event(GuestMemory& mem);
 
   // Back to the reset state: disabled, size = max, addresses and indices 0.
   void reset();
