@@ -7,6 +7,9 @@
 #include <string>
 
 #include "cli/kvm_cost.h"
+#if VMEM_HAVE_PROOFS
+#include "cli/prove.h"
+#endif
 #include "cli/replay.h"
 #include "cli/smoke.h"
 #include "reference/mem/fault.h"
@@ -98,6 +101,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cost->add_flag("--dirty-logging", cost_dirty, "include the dirty bitmaps (during migration)");
 
+  std::string prove_filter;
+  unsigned prove_timeout = 60000;
+  CLI::App* prove =
+      app.add_subcommand("prove", "run the Z3 proofs over the reference's decision code");
+  prove->add_option("--filter", prove_filter, "only proofs whose name contains this");
+  prove
+      ->add_option("--timeout-ms", prove_timeout,
+                   "per-proof timeout; a timeout counts as a failure")
+      ->capture_default_str();
+
   std::string trace_file, record_file, replay_fault;
   CLI::App* replay = app.add_subcommand(
       "replay", "replay a trace on the reference device, checking its observations");
@@ -114,6 +127,14 @@ int main(int argc, char** argv) {
         fmt::print("{:<36} {:<24} {}\n", f.name, f.expected_by, f.bug_class);
       }
       return 0;
+    }
+    if (prove->parsed()) {
+#if VMEM_HAVE_PROOFS
+      return vmem::cli::run_prove(prove_filter, prove_timeout);
+#else
+      fmt::print(stderr, "vmemcheck: built without proofs (VMEM_BUILD_PROOFS=OFF)\n");
+      return 2;
+#endif
     }
     if (cost->parsed()) {
       return vmem::cli::run_kvm_cost(parse_size(cost_addr), parse_size(cost_region),

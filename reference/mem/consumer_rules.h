@@ -60,10 +60,12 @@ typename M::Bool mapping_budget_exceeded(const M& m, typename M::Word listener_m
                                          typename M::Word listener_count,
                                          typename M::Word max_memslots,
                                          typename M::Word dma_max_mappings) {
-  const auto with_slots = m.add(listener_mappings, max_memslots);
-  const auto overflow = m.add_overflows(listener_mappings, max_memslots);
-  const auto estimate =
-      m.select(m.ult(with_slots, listener_count), m.lit(0), m.sub(with_slots, listener_count));
+  // Every listener maps at least one granule, so listener_mappings >= listener_count and the
+  // subtraction goes first; only a true sum past 2^64 can overflow, and that exceeds any limit.
+  const auto base = m.select(m.ult(listener_mappings, listener_count), m.lit(0),
+                             m.sub(listener_mappings, listener_count));
+  const auto overflow = m.add_overflows(base, max_memslots);
+  const auto estimate = m.add(base, max_memslots);
   const auto known = m.negate(m.eq(dma_max_mappings, m.lit(0)));
   return m.both(known, m.either(overflow, m.ult(dma_max_mappings, estimate)));
 }

@@ -1,0 +1,31 @@
+#include "cli/prove.h"
+
+#include <fmt/format.h>
+
+#include "proofs/proof.h"
+
+namespace vmem::cli {
+
+int run_prove(const std::string& filter, unsigned timeout_ms) {
+  int failed = 0, ran = 0;
+  double total = 0;
+  for (const proofs::Proof& p : proofs::all_proofs()) {
+    if (!filter.empty() && p.name.find(filter) == std::string::npos) continue;
+    ++ran;
+    const proofs::ProofResult r = p.run(proofs::ProofOptions{Fault::None, timeout_ms});
+    total += r.seconds;
+    fmt::print("{:<8} {:<26} {:>8.2f} s  {}\n", to_string(r.outcome), r.name, r.seconds, r.covers);
+    if (r.outcome != proofs::Outcome::Proved) {
+      ++failed;
+      fmt::print("         counterexample: {}\n", r.counterexample);
+    }
+  }
+  if (ran == 0) {
+    fmt::print(stderr, "vmemcheck: no proof matches '{}'\n", filter);
+    return 2;
+  }
+  fmt::print("{} passed, {} failed ({:.1f} s)\n", ran - failed, failed, total);
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace vmem::cli

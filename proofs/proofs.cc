@@ -1,0 +1,305 @@
+#include <fmt/format.h>
+#include <z3++.h>
+
+#include <optional>
+
+#include "proofs/proof.h"
+#include "proofs/z3_word.h"
+#include "reference/mem/consumer_rules.h"
+#include "reference/mem/rules.h"
+
+VMEM_NAMESPACE_BEGIN
+namespace proofs {
+
+const char* to_string(Outcome o) {
+  switch (o) {
+    case Outcome::Proved:
+      return "proved";
+    case Outcome::Failed:
+      return "FAILED";
+    case Outcome::Unknown:
+      return "UNKNOWN";
+  }
+  return "?";
+}
+
+namespace {
+
+using Expr = z3::expr;
+
+// Asks whether `negated_claim` can hold under the preconditions already on `s`.
+ProofResult decide(const std::string& name, const std::string& covers, z3::solver& s,
+                   const Expr& negated_claim,
+                   const std::vector<std::pair<std::string, Expr>>& shown, const ProofOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  (void)o;
+  s.add(negated_claim);
+  ProofResult r{name, covers, Outcome::Unknown, "", 0};
+  switch (s.check()) {
+    case z3::unsat:
+      r.outcome = Outcome::Proved;
+      break;
+    case z3::sat: {
+      r.outcome = Outcome::Failed;
+      const z3::model model = s.get_model();
+      for (const auto& [label, e] : shown) {
+        const Expr v = model.eval(e, true);
+        uint64_t n = 0;
+        if (v.is_bool()) {
+          r.counterexample += fmt::format("{}={} ", label, v.is_true() ? "true" : "false");
+        } else if (v.is_numeral_u64(n)) {
+          r.counterexample += fmt::format("{}={:#x} ", label, n);
+        } else {
+          r.counterexample += fmt::format("{}={} ", label, v.to_string());
+        }
+      }
+      break;
+    }
+    case z3::unknown:
+      r.outcome = Outcome::Unknown;
+      r.counterexample = s.reason_unknown();
+      break;
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+// A bit-blasting solver: every query here is quantifier-free bit-vector arithmetic, where
+// Z3's qfbv tactic is far faster than its default strategy.
+z3::solver make_solver(z3::context& c, const ProofOptions& o) {
+  return z3::try_for(z3::tactic(c, "qfbv"), o.timeout_ms).mk_solver();
+}
+
+Expr pow2(const Z3Word& m, const Expr& x) {
+  return m.both(m.negate(m.eq(x, m.lit(0))), m.eq(m.bit_and(x, m.sub(x, m.lit(1))), m.lit(0)));
+}
+Expr aligned(const Z3Word& m, const Expr& x, const Expr& bs) {
+  return m.eq(m.bit_and(x, m.sub(bs, m.lit(1))), m.lit(0));
+}
+Expr wide(const Expr& x) {
+  return z3::zext(x, 64);
+}  // 64 -> 128 bits
+
+// DEV-26/33/46: valid_range accepts exactly the aligned, non-empty ranges inside the usable
+// region, for every 64-bit input and every geometry.
+ProofResult range_check_exact(const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  const Expr addr = m.var("addr"), usable = m.var("usable_region_size"),
+             region = m.var("region_size"), bs = m.var("block_size"), gpa = m.var("gpa");
+  const Expr nb = z3::zext(c.bv_const("nb_blocks", 16), 48);
+  z3::solver s = make_solver(c, o);
+  s.add(pow2(m, bs));
+  s.add(aligned(m, addr, bs) && aligned(m, region, bs) && aligned(m, usable, bs));
+  s.add(z3::ule(usable, region) && m.negate(m.add_overflows(addr, region)));
+  const Expr end = wide(gpa) + wide(nb) * wide(bs);
+  const Expr spec = aligned(m, gpa, bs) && nb != m.lit(0) && z3::ule(addr, gpa) &&
+                    z3::ule(end, wide(addr) + wide(usable));
+  const Expr code = rules::valid_range(m, addr, usable, bs, gpa, nb, o.fault);
+  return decide("range_check_exact", "DEV-26, DEV-33, DEV-46; all 64-bit inputs", s, code != spec,
+                {{"addr", addr},
+                 {"usable_region_size", usable},
+                 {"region_size", region},
+                 {"block_size", bs},
+                 {"gpa", gpa},
+                 {"nb_blocks", nb},
+                 {"valid_range", code},
+                 {"spec", spec}},
+                o);
+}
+
+// D1's table: the verdict of every request type, in each profile, for every combination of
+// the facts a request has.
+ProofResult verdict_order(Profile p, const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  const Expr v = c.bool_const("valid"), q = c.bool_const("over_quota"),
+             w = c.bool_const("wrong_state"), b = c.bool_const("busy");
+  const Expr plugged = m.var("plugged_size");
+  const Expr ack = m.lit(VIRTIO_MEM_RESP_ACK), nack = m.lit(VIRTIO_MEM_RESP_NACK),
+             busy = m.lit(VIRTIO_MEM_RESP_BUSY), err = m.lit(VIRTIO_MEM_RESP_ERROR);
+  const Expr plug = rules::plug_verdict(m, p, v, q, w, b, o.fault);
+  const Expr unplug = rules::unplug_verdict(m, v, w, b);
+  const Expr all = rules::unplug_all_verdict(m, p, b, plugged);
+  const Expr state = rules::state_verdict(m, v);
+  Expr plug_ok = z3::implies(!v, plug == err) &&                 // DEV-26
+                 z3::implies(v && !w && !q && !b, plug == ack);  // DEV-29
+  if (p == Profile::Spec) {
+    plug_ok = plug_ok && z3::implies(v && w, plug == err) &&  // DEV-27 first
+              z3::implies(v && !w && q, plug == nack) &&
+              z3::implies(v && !w && !q && b, plug == busy);
+  } else {
+    plug_ok = plug_ok && z3::implies(v && q, plug == nack) &&  // QEMU: the limit first
+              z3::implies(v && !q && w, plug == err) &&
+              z3::implies(v && !q && !w && b, plug == busy);
+  }
+  const Expr unplug_ok = z3::implies(!v || w, unplug == err) &&  // DEV-33, DEV-34
+                         z3::implies(v && !w && b, unplug == busy) &&
+                         z3::implies(v && !w && !b, unplug == ack);
+  Expr all_ok = (all == ack || all == busy) && z3::implies(!b, all == ack);  // DEV-40, DEV-41
+  if (p != Profile::Qemu72) all_ok = all_ok && z3::implies(plugged == m.lit(0), all == ack);
+  const Expr state_ok = (state == ack) == v && (state == ack || state == err);  // DEV-46, DEV-47
+  z3::solver s = make_solver(c, o);
+  return decide(fmt::format("verdict_order[{}]", profile_name(p)),
+                "DEV-26/27/29, DEV-33/34/36, DEV-40/41, DEV-46/47; decisions D1", s,
+                !(plug_ok && unplug_ok && all_ok && state_ok),
+                {{"valid", v},
+                 {"over_quota", q},
+                 {"wrong_state", w},
+                 {"busy", b},
+                 {"plugged_size", plugged},
+                 {"plug", plug},
+                 {"unplug", unplug},
+                 {"unplug_all", all}},
+                o);
+}
+
+// DEV-4, DEV-6, DEV-8: the usable region stays block-aligned, covers requested_size, stays
+// inside the region, and never shrinks outside UNPLUG_ALL and system reset.
+ProofResult usable_region_bounds(const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  const Expr region = m.var("region_size"), bs = m.var("block_size"), extent = m.var("extent"),
+             requested = m.var("requested_size"), current = m.var("current_usable");
+  const Expr can_shrink = c.bool_const("can_shrink");
+  z3::solver s = make_solver(c, o);
+  s.add(pow2(m, bs) && aligned(m, region, bs) && aligned(m, requested, bs) &&
+        aligned(m, current, bs));
+  s.add(z3::ule(requested, region) && z3::ule(current, region) && z3::ule(requested, current));
+  const Expr u =
+      rules::resized_usable_region(m, region, bs, extent, requested, current, can_shrink, o.fault);
+  const Expr claim = aligned(m, u, bs) && z3::ule(requested, u) && z3::ule(u, region) &&
+                     z3::implies(!can_shrink, z3::ule(current, u));
+  return decide("usable_region_bounds", "DEV-4, DEV-6, DEV-8, DEV-43; all 64-bit inputs", s, !claim,
+                {{"region_size", region},
+                 {"block_size", bs},
+                 {"extent", extent},
+                 {"requested_size", requested},
+                 {"current_usable", current},
+                 {"can_shrink", can_shrink},
+                 {"usable", u}},
+                o);
+}
+
+// Section clipping yields exactly the common bytes of its inputs: never a byte outside either
+// (inside both, in 128-bit arithmetic), never an empty result when they overlap, and it reaches
+// from the later start to the earlier end.
+ProofResult clip_exact(const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  const Expr a = m.var("a"), as = m.var("a_size"), b = m.var("b"), bsz = m.var("b_size");
+  z3::solver s = make_solver(c, o);
+  s.add(m.negate(m.add_overflows(a, as)) && m.negate(m.add_overflows(b, bsz)));
+  const auto r = rules::clip(m, a, as, b, bsz);
+  const Expr off = wide(r.offset), end = wide(r.offset) + wide(r.size);
+  const Expr a_end = wide(a) + wide(as), b_end = wide(b) + wide(bsz);
+  const Expr overlap =
+      z3::ult(wide(a), b_end) && z3::ult(wide(b), a_end) && as != m.lit(0) && bsz != m.lit(0);
+  const Expr later_start = z3::ite(z3::ult(wide(a), wide(b)), wide(b), wide(a));
+  const Expr earlier_end = z3::ite(z3::ult(a_end, b_end), a_end, b_end);
+  const Expr inside =
+      z3::implies(r.size != m.lit(0), z3::ule(wide(a), off) && z3::ule(end, a_end) &&
+                                          z3::ule(wide(b), off) && z3::ule(end, b_end));
+  const Expr claim = inside && (overlap == (r.size != m.lit(0))) &&
+                     z3::implies(overlap, off == later_start && end == earlier_end);
+  return decide("clip_exact",
+                "section clipping (QEMU memory_region_section_intersect_range); all inputs", s,
+                !claim,
+                {{"a", a},
+                 {"a_size", as},
+                 {"b", b},
+                 {"b_size", bsz},
+                 {"clip_offset", r.offset},
+                 {"clip_size", r.size}},
+                o);
+}
+
+// QEMU's mapping budget, stated in 128-bit arithmetic: refused exactly when the estimate
+// mappings + memslots - listeners exceeds a known (non-zero) limit.
+ProofResult mapping_budget_exact(const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  const Expr maps = m.var("listener_mappings"), count = m.var("listener_count"),
+             slots = m.var("max_memslots"), limit = m.var("dma_max_mappings");
+  z3::solver s = make_solver(c, o);
+  s.add(z3::ule(count, maps));  // every listener maps at least one granule
+  const Expr code = rules::mapping_budget_exceeded(m, maps, count, slots, limit);
+  const Expr spec =
+      limit != m.lit(0) && z3::ult(wide(limit), wide(maps) + wide(slots) - wide(count));
+  return decide("mapping_budget_exact", "VFIO mapping budget (QEMU a74317f636); all inputs", s,
+                code != spec,
+                {{"listener_mappings", maps},
+                 {"listener_count", count},
+                 {"max_memslots", slots},
+                 {"dma_max_mappings", limit}},
+                o);
+}
+
+// The bitmap range operations on a window of 1 word (64 blocks) with symbolic contents and a
+// symbolic range: masks outside the words the range touches are empty (the device passes only
+// those words), set_range makes range_is true and leaves every other bit alone, and
+// count_plugged counts exactly the range's plugged blocks.
+ProofResult bitmap_window(const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  constexpr unsigned kWords = 1;
+  const Expr first = m.var("first"), end = m.var("end");
+  std::vector<Expr> words, before;
+  for (unsigned i = 0; i < kWords; ++i) {
+    words.push_back(c.bv_const(fmt::format("word{}", i).c_str(), 64));
+    before.push_back(words.back());
+  }
+  z3::solver s = make_solver(c, o);
+  s.add(z3::ult(first, end) && z3::ule(end, m.lit(kWords * 64)));
+  const Expr first_word = z3::lshr(first, m.lit(6));
+  const Expr last_word = z3::lshr(end - m.lit(1), m.lit(6));
+  Expr outside_empty = c.bool_val(true);
+  Expr mask_bits = m.lit(0);
+  for (unsigned i = 0; i < kWords; ++i) {
+    const Expr mask = rules::range_mask(m, i, first, end);
+    const Expr outside = z3::ult(m.lit(i), first_word) || z3::ult(last_word, m.lit(i));
+    outside_empty = outside_empty && z3::implies(outside, mask == m.lit(0));
+    mask_bits = mask_bits + m.popcount(mask);
+  }
+  const Expr counted = rules::count_plugged(m, std::span<const Expr>(words), 0, first, end);
+  Expr naive = m.lit(0);
+  for (unsigned i = 0; i < kWords; ++i) {
+    for (unsigned bit = 0; bit < 64; ++bit) {
+      const Expr in = z3::ule(first, m.lit(i * 64 + bit)) && z3::ult(m.lit(i * 64 + bit), end);
+      naive = naive + z3::ite(in, z3::zext(words[i].extract(bit, bit), 63), m.lit(0));
+    }
+  }
+  rules::set_range(m, std::span<Expr>(words), 0, first, end, true);
+  Expr others_kept = c.bool_val(true);
+  for (unsigned i = 0; i < kWords; ++i) {
+    const Expr mask = rules::range_mask(m, i, first, end);
+    others_kept = others_kept && ((words[i] & ~mask) == (before[i] & ~mask));
+  }
+  const Expr now_set = rules::range_is(m, std::span<const Expr>(words), 0, first, end, true);
+  const Expr claim =
+      outside_empty && mask_bits == end - first && counted == naive && now_set && others_kept;
+  return decide("bitmap_window", "bitmap range operations; 1 word (64 blocks), symbolic contents",
+                s, !claim, {{"first", first}, {"end", end}, {"word0", before[0]}}, o);
+}
+
+}  // namespace
+
+const std::vector<Proof>& all_proofs() {
+  static const std::vector<Proof> proofs = {
+      {"range_check_exact", "DEV-26, DEV-33, DEV-46", range_check_exact},
+      {"verdict_order[spec]", "D1",
+       [](const ProofOptions& o) { return verdict_order(Profile::Spec, o); }},
+      {"verdict_order[qemu]", "D1",
+       [](const ProofOptions& o) { return verdict_order(Profile::Qemu, o); }},
+      {"verdict_order[qemu-7.2]", "D1",
+       [](const ProofOptions& o) { return verdict_order(Profile::Qemu72, o); }},
+      {"usable_region_bounds", "DEV-4, DEV-6, DEV-8", usable_region_bounds},
+      {"clip_exact", "section clipping", clip_exact},
+      {"mapping_budget_exact", "VFIO mapping budget", mapping_budget_exact},
+      {"bitmap_window", "bitmap range operations", bitmap_window},
+  };
+  return proofs;
+}
+
+}  // namespace proofs
+VMEM_NAMESPACE_END
