@@ -9,6 +9,7 @@
 
 #include "reference/mem/machine.h"
 #include "reference/mem/request_driver.h"
+#include "reference/virtqueue/split_queue.h"
 
 namespace {
 
@@ -39,6 +40,43 @@ Response plug(VirtioMemDevice& d, uint64_t block, uint16_t n) {
       {VIRTIO_MEM_REQ_PLUG, {}, d.options().addr + block * d.options().block_size, n, {}});
 }
 
+// One descriptor as fuzz/virtqueue.cc decodes it (buffer-area addresses, so offset / 8).
+struct VqDesc {
+  uint8_t kind;
+  uint16_t offset_units;
+  uint8_t len;  // used when kind has none of 0x20, 0x40, 0x80
+  uint16_t flags;
+  uint8_t next;
+};
+
+// Queue size 16, no event idx, no indirect; one chain at head 0, published.
+std::vector<uint8_t> virtqueue_input(const std::vector<VqDesc>& descs,
+                                     const std::vector<uint8_t>& request) {
+  std::vector<uint8_t> b = {0x03, static_cast<uint8_t>(descs.size() - 1)};
+  for (const VqDesc& d : descs) {
+    b.push_back(d.kind);
+    b.push_back(static_cast<uint8_t>(d.offset_units));
+    b.push_back(static_cast<uint8_t>(d.offset_units >> 8));
+    if (!(d.kind & 0xe0)) b.push_back(d.len);
+    b.push_back(static_cast<uint8_t>(d.flags));
+    b.push_back(d.next);
+  }
+  b.push_back(1);            // one chain pending
+  b.insert(b.end(), 16, 0);  // every ring entry names head 0
+  b.insert(b.end(), request.begin(), request.end());
+  return b;
+}
+
+// A request at the device's first block (4 GiB).
+std::vector<uint8_t> request(uint16_t type, uint16_t nb) {
+  WireRequest r;
+  r.type = type;
+  r.addr = 4ULL << 30;
+  r.nb_blocks = nb;
+  const auto bytes = encode_request(r);
+  return {bytes.begin(), bytes.end()};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -67,6 +105,23 @@ int main(int argc, char** argv) {
           d.process({7, {}, 0, 0, {}});
           d.write_status(static_cast<uint8_t>(d.status() | VIRTIO_CONFIG_S_FAILED));
         }));
+  // virtqueue: inputs in fuzz/virtqueue.cc's layout with well-formed chains, so the fuzzer
+  // starts from requests the device answers.
+  const std::filesystem::path vq = std::filesystem::path(argv[1]) / "virtqueue";
+  write(vq, "empty", {0x03});
+  write(vq, "one_state_request",
+        virtqueue_input(
+            {{0x20, 0x0000, 0, VIRTQ_DESC_F_NEXT, 1}, {0x40, 0x0020, 0, VIRTQ_DESC_F_WRITE, 0}},
+            request(VIRTIO_MEM_REQ_STATE, 1)));
+  write(vq, "plug_split_in_three",
+        virtqueue_input({{0x00, 0x0000, 8, VIRTQ_DESC_F_NEXT, 1},
+                         {0x00, 0x0001, 16, VIRTQ_DESC_F_NEXT, 2},
+                         {0x40, 0x0020, 0, VIRTQ_DESC_F_WRITE, 0}},
+                        request(VIRTIO_MEM_REQ_PLUG, 2)));
+  write(vq, "unknown_type",
+        virtqueue_input(
+            {{0x20, 0x0000, 0, VIRTQ_DESC_F_NEXT, 1}, {0x40, 0x0020, 0, VIRTQ_DESC_F_WRITE, 0}},
+            request(9, 1)));
   std::printf("seeds written to %s\n", argv[1]);
   return 0;
 }
