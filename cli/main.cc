@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cost->add_flag("--dirty-logging", cost_dirty, "include the dirty bitmaps (during migration)");
 
-  std::string prove_filter;
+  std::string prove_filter, prove_fault;
   unsigned prove_timeout = 60000;
   CLI::App* prove =
       app.add_subcommand("prove", "run the Z3 proofs over the reference's decision code");
@@ -110,6 +110,8 @@ int main(int argc, char** argv) {
       ->add_option("--timeout-ms", prove_timeout,
                    "per-proof timeout; a timeout counts as a failure")
       ->capture_default_str();
+  prove->add_option("--fault", prove_fault,
+                    "run against a named fault's logic (vmemcheck-mutants)");
 
   std::string trace_file, record_file, replay_fault;
   CLI::App* replay = app.add_subcommand(
@@ -130,7 +132,7 @@ int main(int argc, char** argv) {
     }
     if (prove->parsed()) {
 #if VMEM_HAVE_PROOFS
-      return vmem::cli::run_prove(prove_filter, prove_timeout);
+      return vmem::cli::run_prove(prove_filter, prove_timeout, prove_fault);
 #else
       fmt::print(stderr, "vmemcheck: built without proofs (VMEM_BUILD_PROOFS=OFF)\n");
       return 2;

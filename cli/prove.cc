@@ -6,13 +6,22 @@
 
 namespace vmem::cli {
 
-int run_prove(const std::string& filter, unsigned timeout_ms) {
+int run_prove(const std::string& filter, unsigned timeout_ms, const std::string& fault_name) {
+  const auto fault = fault_from_name(fault_name);
+  if (!fault) {
+    fmt::print(stderr, "vmemcheck: unknown fault '{}' (see `vmemcheck faults`)\n", fault_name);
+    return 2;
+  }
+  if (*fault != Fault::None && !kMutantsBuild) {
+    fmt::print(stderr, "vmemcheck: --fault needs the mutants build: run vmemcheck-mutants\n");
+    return 2;
+  }
   int failed = 0, ran = 0;
   double total = 0;
   for (const proofs::Proof& p : proofs::all_proofs()) {
     if (!filter.empty() && p.name.find(filter) == std::string::npos) continue;
     ++ran;
-    const proofs::ProofResult r = p.run(proofs::ProofOptions{Fault::None, timeout_ms});
+    const proofs::ProofResult r = p.run(proofs::ProofOptions{*fault, timeout_ms});
     total += r.seconds;
     fmt::print("{:<8} {:<26} {:>8.2f} s  {}\n", to_string(r.outcome), r.name, r.seconds, r.covers);
     if (r.outcome != proofs::Outcome::Proved) {

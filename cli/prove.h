@@ -6,6 +6,6 @@
 namespace vmem::cli {
 
 // 0 when every selected proof is proved; 1 otherwise (failed or unknown); 2 on bad options.
-int run_prove(const std::string& filter, unsigned timeout_ms);
+int run_prove(const std::string& filter, unsigned timeout_ms, const std::string& fault);
 
 }  // namespace vmem::cli
