@@ -27,6 +27,7 @@ int run_prove(const std::string& filter, unsigned timeout_ms, const std::string&
     if (r.outcome != proofs::Outcome::Proved) {
       ++failed;
       fmt::print("         counterexample: {}\n", r.counterexample);
+      if (!r.trace.empty()) fmt::print("         as a trace (vmemcheck replay):\n{}", r.trace);
     }
   }
   if (ran == 0) {

@@ -25,6 +25,9 @@ struct ProofResult {
   std::string covers;  // requirement IDs and the sizes the proof covers
   Outcome outcome = Outcome::Unknown;
   std::string counterexample;  // "name=value ..." when failed
+  // When the failing proof has one: the counterexample as a trace (docs/trace-format.md) that
+  // replays on the reference and fails on the logic the proof ran against.
+  std::string trace;
   double seconds = 0;
 };
 

@@ -34,7 +34,9 @@ ProofResult decide(const std::string& name, const std::string& covers, z3::solve
   const auto start = std::chrono::steady_clock::now();
   (void)o;
   s.add(negated_claim);
-  ProofResult r{name, covers, Outcome::Unknown, "", 0};
+  ProofResult r;
+  r.name = name;
+  r.covers = covers;
   switch (s.check()) {
     case z3::unsat:
       r.outcome = Outcome::Proved;
@@ -96,16 +98,42 @@ ProofResult range_check_exact(const ProofOptions& o) {
   const Expr spec = aligned(m, gpa, bs) && nb != m.lit(0) && z3::ule(addr, gpa) &&
                     z3::ule(end, wide(addr) + wide(usable));
   const Expr code = rules::valid_range(m, addr, usable, bs, gpa, nb, o.fault);
-  return decide("range_check_exact", "DEV-26, DEV-33, DEV-46; all 64-bit inputs", s, code != spec,
-                {{"addr", addr},
-                 {"usable_region_size", usable},
-                 {"region_size", region},
-                 {"block_size", bs},
-                 {"gpa", gpa},
-                 {"nb_blocks", nb},
-                 {"valid_range", code},
-                 {"spec", spec}},
-                o);
+  ProofResult r =
+      decide("range_check_exact", "DEV-26, DEV-33, DEV-46; all 64-bit inputs", s, code != spec,
+             {{"addr", addr},
+              {"usable_region_size", usable},
+              {"region_size", region},
+              {"block_size", bs},
+              {"gpa", gpa},
+              {"nb_blocks", nb},
+              {"valid_range", code},
+              {"spec", spec}},
+             o);
+  if (r.outcome != Outcome::Failed) return r;
+  // Look for a counterexample the reference device can run: a geometry it accepts (blocks of
+  // 4 KiB or more, at most 2^32 of them, above the 64 MiB of guest RAM), with the usable region
+  // equal to requested_size (extent 0).
+  z3::solver d = make_solver(c, o);
+  d.add(pow2(m, bs) && z3::ule(m.lit(4096), bs) && aligned(m, addr, bs) && aligned(m, region, bs));
+  d.add(aligned(m, usable, bs) && z3::ule(usable, region) && usable != m.lit(0));
+  d.add(m.negate(m.add_overflows(addr, region)) && z3::ule(m.lit(64ULL << 20), addr));
+  d.add(z3::ule(z3::udiv(region, bs), m.lit(1ULL << 32)) && z3::ule(region, m.lit(1ULL << 46)));
+  d.add(code != spec);
+  if (d.check() != z3::sat) return r;
+  const z3::model model = d.get_model();
+  auto val = [&](const Expr& e) {
+    uint64_t v = 0;
+    (void)model.eval(e, true).is_numeral_u64(v);
+    return v;
+  };
+  const bool spec_valid = model.eval(spec, true).is_true();
+  r.trace = fmt::format(
+      "vmemtrace 1\n# range_check_exact counterexample: the spec says {}\n"
+      "device addr={:#x} region_size={:#x} block_size={:#x} requested_size={:#x} extent=0x0 "
+      "backing=null\ninit -> status=0xf\nrequest state addr={:#x} nb={} -> {}\n",
+      spec_valid ? "valid" : "invalid", val(addr), val(region), val(bs), val(usable), val(gpa),
+      val(nb), spec_valid ? "ack" : "error");
+  return r;
 }
 
 // D1's table: the verdict of every request type, in each profile, for every combination of

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "proofs/proof.h"
+#include "reference/trace/trace.h"
 
 namespace vmem::proofs {
 namespace {
@@ -36,6 +37,26 @@ TEST_P(ProofSensitivityTest, MutantIsCaughtWithACounterexample) {
   EXPECT_EQ(mutant.outcome, Outcome::Failed);
   EXPECT_FALSE(mutant.counterexample.empty());
   std::cout << c.proof << " with " << fault_name(c.fault) << ": " << mutant.counterexample << "\n";
+}
+
+// The counterexample of a range-check mutant is a trace that replays cleanly on the correct
+// logic and fails on the mutant (decisions D7).
+TEST(ProofCounterexampleTest, RangeCheckCounterexampleReplaysAsAFailingTrace) {
+  for (Fault f : {Fault::RangeEndOffByOne, Fault::RangeNoWrapCheck}) {
+    const ProofResult r = run("range_check_exact", f);
+    ASSERT_EQ(r.outcome, Outcome::Failed);
+    ASSERT_FALSE(r.trace.empty()) << fault_name(f);
+    auto trace = parse_trace(r.trace);
+    ASSERT_TRUE(trace.has_value()) << trace.error().message << "\n" << r.trace;
+    const ReplayReport clean = replay_trace(*trace, "none");
+    EXPECT_TRUE(clean.ok()) << r.trace
+                            << (clean.error      ? *clean.error
+                                : clean.mismatch ? clean.mismatch->observed
+                                                 : "");
+    const ReplayReport mutant = replay_trace(*trace, std::string(fault_name(f)));
+    EXPECT_TRUE(mutant.mismatch.has_value()) << fault_name(f) << " replays cleanly:\n" << r.trace;
+    std::cout << r.trace;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
