@@ -242,6 +242,26 @@ ProofResult clip_exact(const ProofOptions& o) {
                 o);
 }
 
+// Dynamic memslots, first lemma: for every geometry the device accepts and every limit QEMU can
+// decide (at most 256; here up to 1024), the memslot size is non-zero (so memslot indices never
+// divide by zero) and a multiple of the block size, and a limit of 0 or 1 gives one memslot.
+ProofResult memslot_geometry(const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  const Expr region = m.var("region_size"), bs = m.var("block_size"), limit = m.var("limit");
+  z3::solver s = make_solver(c, o);
+  s.add(pow2(m, bs) && z3::ule(m.lit(4096), bs) && aligned(m, region, bs) && region != m.lit(0));
+  s.add(z3::ule(region, m.lit(1ULL << 48)) && z3::ule(limit, m.lit(1024)));
+  const auto g = rules::decide_memslots(m, region, bs, limit);
+  const Expr claim = g.size != m.lit(0) && aligned(m, g.size, bs) &&
+                     z3::implies(z3::ule(limit, m.lit(1)), g.count == m.lit(1));
+  return decide("memslot_geometry", "dynamic memslots; regions up to 256 TiB, limits up to 1024", s,
+                !claim,
+                {{"region_size", region}, {"block_size", bs}, {"limit", limit},
+                 {"memslot_size", g.size}, {"memslots", g.count}},
+                o);
+}
+
 // QEMU's mapping budget, stated in 128-bit arithmetic: refused exactly when the estimate
 // mappings + memslots - listeners exceeds a known (non-zero) limit.
 ProofResult mapping_budget_exact(const ProofOptions& o) {
@@ -323,6 +343,7 @@ const std::vector<Proof>& all_proofs() {
        [](const ProofOptions& o) { return verdict_order(Profile::Qemu72, o); }},
       {"usable_region_bounds", "DEV-4, DEV-6, DEV-8", usable_region_bounds},
       {"clip_exact", "section clipping", clip_exact},
+      {"memslot_geometry", "dynamic memslots", memslot_geometry},
       {"mapping_budget_exact", "VFIO mapping budget", mapping_budget_exact},
       {"bitmap_window", "bitmap range operations", bitmap_window},
   };
