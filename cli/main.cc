@@ -11,6 +11,7 @@
 #include "cli/prove.h"
 #endif
 #include "cli/replay.h"
+#include "cli/requirements.h"
 #include "cli/smoke.h"
 #include "reference/mem/fault.h"
 
@@ -113,6 +114,13 @@ int main(int argc, char** argv) {
   prove->add_option("--fault", prove_fault,
                     "run against a named fault's logic (vmemcheck-mutants)");
 
+  std::string req_id;
+  bool req_json = false;
+  CLI::App* reqs =
+      app.add_subcommand("requirements", "the requirement catalog (DEV-n, DRV-n, GEN-n)");
+  reqs->add_option("id", req_id, "one requirement, in full");
+  reqs->add_flag("--json", req_json, "the catalog as JSON");
+
   std::string trace_file, record_file, replay_fault;
   CLI::App* replay = app.add_subcommand(
       "replay", "replay a trace on the reference device, checking its observations");
@@ -138,6 +146,7 @@ int main(int argc, char** argv) {
       return 2;
 #endif
     }
+    if (reqs->parsed()) return vmem::cli::run_requirements(req_id, req_json);
     if (cost->parsed()) {
       return vmem::cli::run_kvm_cost(parse_size(cost_addr), parse_size(cost_region),
                                      parse_size(cost_block), parse_size(cost_plugged), cost_limit,
