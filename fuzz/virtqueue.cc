@@ -162,6 +162,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fail("a used length is not the response size");
     if (load_le<uint32_t>(&elem[0]) >= qsize) fail("a used id is not a descriptor index");
   }
+  // VMEM_FUZZ_VERBOSE=1 says what happened to an input, for whoever is reading a crash or seed.
+  if (std::getenv("VMEM_FUZZ_VERBOSE") != nullptr) {
+    std::fprintf(
+        stderr, "virtqueue: queue %u, %u used, %llu detached in total, status %#x, plugged %#llx\n",
+        unsigned{qsize}, unsigned{q.state().next_used},
+        static_cast<unsigned long long>(q.detached()), unsigned{dev.status()},
+        static_cast<unsigned long long>(dev.config().plugged_size));
+  }
   const uint64_t detached_before = detached_total;
   detached_total = q.detached();
   if (q.detached() != detached_before && !(dev.status() & VIRTIO_CONFIG_S_NEEDS_RESET)) {
