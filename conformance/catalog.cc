@@ -2,20 +2,29 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 namespace vmem::conformance {
 
 namespace {
 
-const std::set<std::string> kLevels = {"MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY"};
-const std::set<std::string> kCheckable = {"yes", "host-control", "partial", "no",
-                                          "driver-obligation"};
-const std::set<std::string> kVerdicts = {"FAIL", "WARN", "INFO", "SKIP"};
-const std::set<std::string> kVersions = {"1.2", "1.3", "1.4"};
+constexpr std::array<std::string_view, 5> kLevels = {"MUST", "MUST NOT", "SHOULD", "SHOULD NOT",
+                                                     "MAY"};
+constexpr std::array<std::string_view, 5> kCheckable = {"yes", "host-control", "partial", "no",
+                                                        "driver-obligation"};
+constexpr std::array<std::string_view, 4> kVerdicts = {"FAIL", "WARN", "INFO", "SKIP"};
+constexpr std::array<std::string_view, 3> kVersions = {"1.2", "1.3", "1.4"};
+
+template <std::size_t N>
+bool one_of(const std::array<std::string_view, N>& set, const std::string& v) {
+  return std::find(set.begin(), set.end(), v) != set.end();
+}
 
 // Decisions D2: what breaking a requirement of each level is.
 std::string verdict_for(const Requirement& r) {
@@ -66,21 +75,21 @@ Result<Catalog> parse_catalog(const std::string& text) {
       return unexpected(Error{fmt::format("{}: no spec_versions", r.id)});
     }
     for (const auto& v : e["spec_versions"]) {
-      if (!v.is_string() || !kVersions.count(v.get<std::string>())) {
+      if (!v.is_string() || !one_of(kVersions, v.get<std::string>())) {
         return unexpected(Error{fmt::format("{}: unknown spec version", r.id)});
       }
       r.spec_versions.push_back(v.get<std::string>());
     }
     if (!ids.insert(r.id).second) return unexpected(Error{fmt::format("{} appears twice", r.id)});
-    if (!kLevels.count(r.level))
+    if (!one_of(kLevels, r.level))
       return unexpected(Error{fmt::format("{}: unknown level '{}'", r.id, r.level)});
     if (r.party != "device" && r.party != "driver") {
       return unexpected(Error{fmt::format("{}: party must be device or driver", r.id)});
     }
-    if (!kCheckable.count(r.checkable)) {
+    if (!one_of(kCheckable, r.checkable)) {
       return unexpected(Error{fmt::format("{}: unknown checkability '{}'", r.id, r.checkable)});
     }
-    if (!kVerdicts.count(r.on_violation) || r.on_violation != verdict_for(r)) {
+    if (!one_of(kVerdicts, r.on_violation) || r.on_violation != verdict_for(r)) {
       return unexpected(
           Error{fmt::format("{}: a {} {} requirement is graded {}, decisions D2 say {}", r.id,
                             r.party, r.level, r.on_violation, verdict_for(r))});
