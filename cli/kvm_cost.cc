@@ -48,11 +48,8 @@ int run_kvm_cost(uint64_t addr, uint64_t region_size, uint64_t block_size, uint6
   }
   const MemslotComparison c = compare_memslots(addr, region_size, block_size, plugged,
                                                memslot_limit, seed_kernel(false, false));
-  fmt::print(
-      "\ndynamic memslots: {} of {} each; best case {} mapped, worst case {} mapped\n", c.memslots,
-      human(c.memslot_size),
-      c.memslots == 0 ? 0 : std::min(c.memslots, (plugged + c.memslot_size - 1) / c.memslot_size),
-      std::min(c.memslots, plugged / block_size));
+  fmt::print("\ndynamic memslots: {} of {} each; best case {} mapped, worst case {} mapped\n",
+             c.memslots, human(c.memslot_size), c.best_mapped, c.worst_mapped);
   fmt::print(
       "rmap 8 B per 4 KiB + 2 MiB + 1 GiB page (without the TDP MMU); lpage_info 4 B per 2 MiB + 1 "
       "GiB;\n"

@@ -67,10 +67,9 @@ struct DeviceFlags {
   }
 
   vmem::BackingKind backing_kind() const {
-    if (backing == "anonymous") return vmem::BackingKind::Anonymous;
-    if (backing == "shared") return vmem::BackingKind::Shared;
-    if (backing == "null") return vmem::BackingKind::Null;
-    throw CLI::ValidationError("--backing", "unknown backing '" + backing + "'");
+    auto k = vmem::backing_from_name(backing);
+    if (!k) throw CLI::ValidationError("--backing", "unknown backing '" + backing + "'");
+    return *k;
   }
 };
 

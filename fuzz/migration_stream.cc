@@ -9,36 +9,22 @@
 #include <span>
 #include <vector>
 
+#include "fuzz/common/fuzz_support.h"
 #include "reference/check/invariants.h"
-#include "reference/mem/machine.h"
-#include "reference/mem/request_driver.h"
 
 namespace {
 
 using namespace vmem;
 
 [[noreturn]] void fail(const char* what, const std::string& detail = {}) {
-  std::fprintf(stderr, "migration_stream oracle: %s %s\n", what, detail.c_str());
-  std::abort();
+  fuzz::oracle_failure("migration_stream", what, detail);
 }
 
 // One target device for the whole run, put back into its baseline after every accepted input.
 struct Target {
-  std::unique_ptr<Machine> machine;
-  std::vector<uint8_t> baseline;
-
-  Target() {
-    DeviceOptions o;
-    o.region_size = 256ULL << 20;
-    o.requested_size = 64ULL << 20;
-    auto m = Machine::create(o, BackingKind::Null);
-    if (!m.has_value()) fail("cannot build the target", m.error().message);
-    machine = std::move(*m);
-    // A driver set the queue up, so streams with a ready queue can load.
-    RequestDriver driver(*machine->device, 1ULL << 20);
-    if (driver.initialize() != 0x0f) fail("driver initialization");
-    baseline = machine->device->save();
-  }
+  std::unique_ptr<Machine> machine =
+      fuzz::initialized_machine(fuzz::migration_options(), "migration_stream");
+  std::vector<uint8_t> baseline = machine->device->save();
 };
 
 }  // namespace

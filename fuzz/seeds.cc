@@ -7,24 +7,17 @@
 #include <string>
 #include <vector>
 
-#include "reference/mem/machine.h"
-#include "reference/mem/request_driver.h"
+#include "fuzz/common/fuzz_support.h"
 #include "reference/virtqueue/split_queue.h"
 
 namespace {
 
 using namespace vmem;
 
-// The migration_stream target's device: 256 MiB region, 64 MiB requested, queue at 1 MiB.
 std::vector<uint8_t> migration_seed(const std::function<void(VirtioMemDevice&)>& scenario) {
-  DeviceOptions o;
-  o.region_size = 256ULL << 20;
-  o.requested_size = 64ULL << 20;
-  auto m = Machine::create(o, BackingKind::Null);
-  RequestDriver driver(*(*m)->device, 1ULL << 20);
-  driver.initialize();
-  scenario(*(*m)->device);
-  return (*m)->device->save();
+  auto m = fuzz::initialized_machine(fuzz::migration_options(), "seeds");
+  scenario(*m->device);
+  return m->device->save();
 }
 
 void write(const std::filesystem::path& dir, const std::string& name,

@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "fuzz/common/fuzz_support.h"
 #include "reference/base/endian.h"
 #include "reference/check/invariants.h"
 #include "reference/mem/machine.h"
@@ -27,8 +28,7 @@ constexpr uint64_t kBuffers = kWindow + 0x2000;
 constexpr uint64_t kBufferSpan = 0xe000;
 
 [[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "virtqueue oracle: %s\n", what);
-  std::abort();
+  fuzz::oracle_failure("virtqueue", what);
 }
 
 // Reads the input front to back; past the end everything is zero, so decoding never fails.

@@ -30,9 +30,8 @@ using Expr = z3::expr;
 // Asks whether `negated_claim` can hold under the preconditions already on `s`.
 ProofResult decide(const std::string& name, const std::string& covers, z3::solver& s,
                    const Expr& negated_claim,
-                   const std::vector<std::pair<std::string, Expr>>& shown, const ProofOptions& o) {
+                   const std::vector<std::pair<std::string, Expr>>& shown) {
   const auto start = std::chrono::steady_clock::now();
-  (void)o;
   s.add(negated_claim);
   ProofResult r;
   r.name = name;
@@ -107,8 +106,7 @@ ProofResult range_check_exact(const ProofOptions& o) {
               {"gpa", gpa},
               {"nb_blocks", nb},
               {"valid_range", code},
-              {"spec", spec}},
-             o);
+              {"spec", spec}});
   if (r.outcome != Outcome::Failed) return r;
   // Look for a counterexample the reference device can run: a geometry it accepts (blocks of
   // 4 KiB or more, at most 2^32 of them, above the 64 MiB of guest RAM), with the usable region
@@ -178,8 +176,7 @@ ProofResult verdict_order(Profile p, const ProofOptions& o) {
                  {"plugged_size", plugged},
                  {"plug", plug},
                  {"unplug", unplug},
-                 {"unplug_all", all}},
-                o);
+                 {"unplug_all", all}});
 }
 
 // DEV-4, DEV-6, DEV-8: the usable region stays block-aligned, covers requested_size, stays
@@ -205,8 +202,7 @@ ProofResult usable_region_bounds(const ProofOptions& o) {
                  {"requested_size", requested},
                  {"current_usable", current},
                  {"can_shrink", can_shrink},
-                 {"usable", u}},
-                o);
+                 {"usable", u}});
 }
 
 // Section clipping yields exactly the common bytes of its inputs: never a byte outside either
@@ -238,8 +234,7 @@ ProofResult clip_exact(const ProofOptions& o) {
                  {"b", b},
                  {"b_size", bsz},
                  {"clip_offset", r.offset},
-                 {"clip_size", r.size}},
-                o);
+                 {"clip_size", r.size}});
 }
 
 // Dynamic memslots, first lemma: for every geometry the device accepts and every limit QEMU can
@@ -257,9 +252,11 @@ ProofResult memslot_geometry(const ProofOptions& o) {
                      z3::implies(z3::ule(limit, m.lit(1)), g.count == m.lit(1));
   return decide("memslot_geometry", "dynamic memslots; regions up to 256 TiB, limits up to 1024", s,
                 !claim,
-                {{"region_size", region}, {"block_size", bs}, {"limit", limit},
-                 {"memslot_size", g.size}, {"memslots", g.count}},
-                o);
+                {{"region_size", region},
+                 {"block_size", bs},
+                 {"limit", limit},
+                 {"memslot_size", g.size},
+                 {"memslots", g.count}});
 }
 
 // QEMU's mapping budget, stated in 128-bit arithmetic: refused exactly when the estimate
@@ -279,8 +276,7 @@ ProofResult mapping_budget_exact(const ProofOptions& o) {
                 {{"listener_mappings", maps},
                  {"listener_count", count},
                  {"max_memslots", slots},
-                 {"dma_max_mappings", limit}},
-                o);
+                 {"dma_max_mappings", limit}});
 }
 
 // The bitmap range operations on a window of 1 word (64 blocks) with symbolic contents and a
@@ -327,7 +323,7 @@ ProofResult bitmap_window(const ProofOptions& o) {
   const Expr claim =
       outside_empty && mask_bits == end - first && counted == naive && now_set && others_kept;
   return decide("bitmap_window", "bitmap range operations; 1 word (64 blocks), symbolic contents",
-                s, !claim, {{"first", first}, {"end", end}, {"word0", before[0]}}, o);
+                s, !claim, {{"first", first}, {"end", end}, {"word0", before[0]}});
 }
 
 }  // namespace

@@ -58,12 +58,12 @@ MemslotComparison compare_memslots(uint64_t gpa, uint64_t region_size, uint64_t 
     return memslot_metadata(gpa + off, std::min(g.size, region_size - off), model);
   };
   // Best: the plugged bytes fill memslots from the start of the region.
-  const uint64_t best = std::min(g.count, (plugged + g.size - 1) / g.size);
-  for (uint64_t i = 0; i < best; ++i)
+  r.best_mapped = std::min(g.count, (plugged + g.size - 1) / g.size);
+  for (uint64_t i = 0; i < r.best_mapped; ++i)
     r.dynamic_best += slot(i);
   // Worst: one plugged block in as many memslots as there are blocks.
-  const uint64_t worst = std::min(g.count, plugged / block_size);
-  for (uint64_t i = 0; i < worst; ++i)
+  r.worst_mapped = std::min(g.count, plugged / block_size);
+  for (uint64_t i = 0; i < r.worst_mapped; ++i)
     r.dynamic_worst += slot(i);
   return r;
 }

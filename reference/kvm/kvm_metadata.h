@@ -44,6 +44,8 @@ MetadataCost memslot_metadata(uint64_t gpa, uint64_t size, const KvmModel& model
 struct MemslotComparison {
   uint64_t memslots = 0;  // dynamic memslots the device is split into
   uint64_t memslot_size = 0;
+  uint64_t best_mapped = 0;    // memslots mapped when the plugged memory is packed
+  uint64_t worst_mapped = 0;   // memslots mapped when every plugged block sits in its own
   MetadataCost one_big;        // the whole region in one memslot
   MetadataCost dynamic_best;   // plugged memory packed into as few memslots as possible
   MetadataCost dynamic_worst;  // plugged blocks spread so that each sits in its own memslot

@@ -65,16 +65,6 @@ Status MemslotMap::add_listener(MemoryListener& l) {
   return ok();
 }
 
-void MemslotMap::remove_listener(MemoryListener& l) {
-  const auto quiet = device_.quiesce();
-  auto it = std::find(listeners_.begin(), listeners_.end(), &l);
-  if (it == listeners_.end()) return;
-  listeners_.erase(it);
-  for (uint64_t i = 0; i < active_.size(); ++i) {
-    if (active_[i]) l.region_del(section_of(i));
-  }
-}
-
 Status MemslotMap::map(uint64_t index) {
   const Section s = section_of(index);
   for (std::size_t i = 0; i < listeners_.size(); ++i) {

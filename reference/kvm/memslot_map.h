@@ -35,7 +35,6 @@ class MemslotMap {
 
   // Listeners see region_add for every memslot already mapped when they are added.
   Status add_listener(MemoryListener& l);
-  void remove_listener(MemoryListener& l);
 
   // Before populate: maps the memslots [offset, offset + size) touches. If a listener refuses a
   // memslot, the ones mapped by this call are unmapped again and the error returned.

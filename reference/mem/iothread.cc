@@ -23,11 +23,6 @@ void IoThread::kick_and_wait() {
   cv_.wait(l, [&] { return done_ >= mine || stop_; });
 }
 
-uint64_t IoThread::rounds() const {
-  std::lock_guard<std::mutex> g(mu_);
-  return done_;
-}
-
 void IoThread::run() {
   for (;;) {
     uint64_t target = 0;

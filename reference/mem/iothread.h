@@ -36,13 +36,11 @@ class IoThread {
     return fn();
   }
 
-  uint64_t rounds() const;
-
  private:
   void run();
 
   VirtioMemDevice& device_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::condition_variable cv_;
   uint64_t kicks_ = 0;
   uint64_t done_ = 0;

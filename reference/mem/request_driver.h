@@ -32,7 +32,7 @@ class RequestDriver {
   // why no response came (e.g. the device set NEEDS_RESET).
   Result<DriverResult> send(const WireRequest& request,
                             const ChainShape& shape = {{24}, {10}, false});
-  // Convenience: the response alone; aborts the test helper's caller on a missing response.
+  // Convenience: a plain 24/10 chain; the response alone, or why none came.
   Result<Response> request(uint16_t type, uint64_t addr = 0, uint16_t nb_blocks = 0);
 
   // How the driver notifies the device; by default a direct notify_queue(0). With an iothread,

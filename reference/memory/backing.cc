@@ -39,6 +39,13 @@ const char* to_string(BackingKind k) {
   return "?";
 }
 
+std::optional<BackingKind> backing_from_name(std::string_view name) {
+  for (BackingKind k : {BackingKind::Anonymous, BackingKind::Shared, BackingKind::Null}) {
+    if (name == to_string(k)) return k;
+  }
+  return std::nullopt;
+}
+
 uint64_t host_page_size() {
   return static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }

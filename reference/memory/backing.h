@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "reference/base/result.h"
 
@@ -20,6 +22,8 @@ VMEM_NAMESPACE_BEGIN
 enum class BackingKind : uint8_t { Anonymous, Shared, Null };
 
 const char* to_string(BackingKind k);
+// The inverse of to_string: "anonymous", "shared" or "null".
+std::optional<BackingKind> backing_from_name(std::string_view name);
 
 class Backing {
  public:

@@ -90,13 +90,6 @@ std::optional<Tristate> tristate_from(std::string_view s) {
   return std::nullopt;
 }
 
-std::optional<BackingKind> backing_from(std::string_view s) {
-  if (s == "anonymous") return BackingKind::Anonymous;
-  if (s == "shared") return BackingKind::Shared;
-  if (s == "null") return BackingKind::Null;
-  return std::nullopt;
-}
-
 Status parse_device(const TraceOp& op, Trace& t) {
   for (const auto& entry : op.kv) {
     // Not a structured binding: clang 14 cannot capture one in the lambda below.
@@ -135,7 +128,7 @@ Status parse_device(const TraceOp& op, Trace& t) {
       if (!tri) return unexpected(at(op.line, fmt::format("'{}' must be auto, on or off", k)));
       (k == "ui" ? o.unplugged_inaccessible : o.persistent_suspend) = *tri;
     } else if (k == "backing") {
-      auto b = backing_from(v);
+      auto b = backing_from_name(v);
       if (!b) return unexpected(at(op.line, fmt::format("unknown backing '{}'", v)));
       t.backing = *b;
     } else if (k == "transport") {

@@ -35,13 +35,6 @@ std::optional<T> get(const GuestMemory& mem, uint64_t gpa) {
 
 }  // namespace
 
-uint64_t DriverQueue::footprint_for(uint16_t size) {
-  const uint64_t desc = kDescriptorSize * size;
-  const uint64_t avail = align_up(desc + 4 + 2ULL * size + 2, 4);
-  const uint64_t used = align_up(avail + 4 + 8ULL * size + 2, 16);
-  return used + 256ULL * size;
-}
-
 DriverQueue::DriverQueue(GuestMemory& mem, uint64_t base, uint16_t size)
     : mem_(mem), size_(size), base_(base), writable_of_(size) {
   desc_ = base;

@@ -47,9 +47,6 @@ class DriverQueue {
   uint64_t desc_table() const { return desc_; }
   uint64_t avail_ring() const { return avail_; }
   uint64_t used_ring() const { return used_; }
-  // Guest memory the queue occupies, data area included.
-  uint64_t footprint() const { return end_ - base_; }
-  static uint64_t footprint_for(uint16_t size);
 
   // --- Raw access, for hostile chains ---
   bool write_descriptor(uint64_t table, uint16_t index, const Descriptor& d);

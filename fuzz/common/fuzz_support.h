@@ -1,0 +1,41 @@
+// What the fuzz targets and the seed writer share, so a seed always fits its target.
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "reference/mem/machine.h"
+#include "reference/mem/request_driver.h"
+
+namespace vmem::fuzz {
+
+// A broken oracle is a crash, so that libFuzzer and AFL++ keep the input.
+[[noreturn]] inline void oracle_failure(const char* target, const char* what,
+                                        const std::string& detail = {}) {
+  std::fprintf(stderr, "%s oracle: %s %s\n", target, what, detail.c_str());
+  std::abort();
+}
+
+// Where the driver of a fuzzed machine keeps its rings.
+inline constexpr uint64_t kQueueBase = 1ULL << 20;
+
+// The migration_stream target's device: a 256 MiB region with 64 MiB requested.
+inline DeviceOptions migration_options() {
+  DeviceOptions o;
+  o.region_size = 256ULL << 20;
+  o.requested_size = 64ULL << 20;
+  return o;
+}
+
+// A machine on a null backing whose driver set the queue up (so streams with a ready queue load).
+inline std::unique_ptr<Machine> initialized_machine(const DeviceOptions& o, const char* target) {
+  auto m = Machine::create(o, BackingKind::Null);
+  if (!m.has_value()) oracle_failure(target, "cannot build the device", m.error().message);
+  RequestDriver driver(*(*m)->device, kQueueBase);
+  if (driver.initialize() != 0x0f) oracle_failure(target, "driver initialization failed");
+  return std::move(*m);
+}
+
+}  // namespace vmem::fuzz
