@@ -4,6 +4,7 @@
 
 #include "reference/kvm/kvm_metadata.h"
 #include "reference/kvm/memslot_map.h"
+#include "reference/mem/consumer_rules.h"
 
 namespace vmem::cli {
 
@@ -28,10 +29,16 @@ int run_kvm_cost(uint64_t addr, uint64_t region_size, uint64_t block_size, uint6
   }
   fmt::print("KVM memslot metadata for a {} virtio-mem region at {:#x}, {} blocks, {} plugged\n",
              human(region_size), addr, human(block_size), human(plugged));
+  // As QEMU decides for a device that fills the device-memory area, unless the user says.
+  const uint64_t kvm_slots = kvm_max_memslots();
+  if (memslot_limit == 0) {
+    memslot_limit = rules::memslot_decision_limit(U64{}, kvm_slots, kvm_slots, 0, 0, region_size,
+                                                  region_size, 0);
+  }
   fmt::print(
       "KVM offers {} memslots here (KVM_CAP_NR_MEMSLOTS, or 512 without /dev/kvm); "
       "the device may use {}\n",
-      kvm_max_memslots(), memslot_limit);
+      kvm_slots, memslot_limit);
   fmt::print("\n{:<42} {:>12} {:>14} {:>14}\n", "kernel model", "one memslot", "dynamic best",
              "dynamic worst");
   for (bool current : {false, true}) {

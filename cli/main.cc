@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   CLI::App* faults = app.add_subcommand("faults", "list the named faults of the mutants build");
 
   std::string cost_addr = "4G", cost_region = "1T", cost_block = "2M", cost_plugged = "1G";
-  uint64_t cost_limit = 256;
+  uint64_t cost_limit = 0;
   bool cost_dirty = false;
   CLI::App* cost =
       app.add_subcommand("kvm-cost", "KVM memslot metadata: one big memslot vs dynamic memslots");
@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
   cost->add_option("--block-size", cost_block, "block size")->capture_default_str();
   cost->add_option("--plugged", cost_plugged, "plugged size")->capture_default_str();
   cost->add_option("--memslot-limit", cost_limit,
-                   "memslots the device may use (QEMU decides up to 256)")
+                   "memslots the device may use; 0: decide as QEMU does from KVM's memslot count")
       ->capture_default_str();
   cost->add_flag("--dirty-logging", cost_dirty, "include the dirty bitmaps (during migration)");
 

@@ -17,7 +17,9 @@ namespace vmem::testing {
 
 inline constexpr uint64_t kBlock = 2 * kMiB;
 
-inline Section blocks(uint64_t first, uint64_t n) { return {first * kBlock, n * kBlock}; }
+inline Section blocks(uint64_t first, uint64_t n) {
+  return {first * kBlock, n * kBlock};
+}
 
 struct ConsumerRig {
   Testbed t;
@@ -38,19 +40,38 @@ struct ConsumerRig {
     auto l = std::make_unique<RecordingListener>(name, nb_blocks(), kBlock, double_discard);
     EXPECT_TRUE(manager->register_listener(*l, s).has_value());
     checker->watch(*l, s);
+    expect_consistent("after registering " + name);
     return l;
   }
 
   // What the checker reports, in incremental and then full mode.
   std::vector<Violation> violations() {
     std::vector<Violation> all = checker->check_incremental();
-    for (Violation& v : checker->check_full()) all.push_back(std::move(v));
+    for (Violation& v : checker->check_full())
+      all.push_back(std::move(v));
     return all;
   }
 
-  void expect_consistent(const char* step) {
-    for (const Violation& v : violations()) ADD_FAILURE() << step << ": " << to_string(v);
+  void expect_consistent(const std::string& step) {
+    for (const Violation& v : violations())
+      ADD_FAILURE() << step << ": " << to_string(v);
   }
+
+  // Requests through the virtqueue, each followed by the invariant check (both modes).
+  RespType plug(uint64_t gpa, uint16_t nb) { return checked("PLUG", t.plug(gpa, nb), gpa, nb); }
+  RespType unplug(uint64_t gpa, uint16_t nb) {
+    return checked("UNPLUG", t.unplug(gpa, nb), gpa, nb);
+  }
+  RespType unplug_all() { return checked("UNPLUG_ALL", t.unplug_all(), 0, 0); }
+
+ private:
+  RespType checked(const char* what, RespType r, uint64_t gpa, uint16_t nb) {
+    expect_consistent(std::string("after ") + what + " " + std::to_string(gpa) + "+" +
+                      std::to_string(nb));
+    return r;
+  }
+
+ public:
 };
 
 }  // namespace vmem::testing

@@ -21,7 +21,7 @@ using Consumers = ConsumerRig;
 
 TEST(DiscardManagerTest, ListenerRegisteredAfterPlugsGetsTheReplayOfItsSectionOnly) {
   Consumers c;
-  ASSERT_EQ(c.t.plug(c.t.block(2), 10), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(2), 10), RespType::Ack);
   auto l = c.listener("late", blocks(5, 20));
   EXPECT_EQ(l->view().count(), 7u) << "blocks 5..11 of 2..11";
   EXPECT_EQ(l->populates(), 1u);
@@ -32,10 +32,10 @@ TEST(DiscardManagerTest, PopulateIsClippedToEachListenersSection) {
   Consumers c;
   auto a = c.listener("a", blocks(4, 8));
   auto b = c.listener("b", blocks(10, 30));
-  ASSERT_EQ(c.t.plug(c.t.block(0), 16), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(0), 16), RespType::Ack);
   EXPECT_EQ(a->view().count(), 8u);
   EXPECT_EQ(b->view().count(), 6u);
-  ASSERT_EQ(c.t.unplug(c.t.block(6), 6), RespType::Ack);
+  ASSERT_EQ(c.unplug(c.t.block(6), 6), RespType::Ack);
   EXPECT_EQ(a->view().count(), 2u);
   EXPECT_EQ(b->view().count(), 4u);
   c.expect_consistent("after unplug");
@@ -45,12 +45,12 @@ TEST(DiscardManagerTest, PopulateIsClippedToEachListenersSection) {
 // clipped to its own section.
 TEST(DiscardManagerTest, SecondOfThreeOverlappingListenersRefusesPopulate) {
   Consumers c;
-  ASSERT_EQ(c.t.plug(c.t.block(20), 2), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(20), 2), RespType::Ack);
   auto first = c.listener("first", blocks(2, 40));
   auto second = c.listener("second", blocks(8, 10));
   auto third = c.listener("third", blocks(12, 20));  // notified first
   second->refuse_after(0);
-  EXPECT_EQ(c.t.plug(c.t.block(6), 10), RespType::Busy);
+  EXPECT_EQ(c.plug(c.t.block(6), 10), RespType::Busy);
   EXPECT_EQ(c.t.cfg().plugged_size, 2 * kBlock);
   EXPECT_EQ(third->populates(), 2u) << "replay + the refused plug";
   EXPECT_EQ(third->discards(), 1u) << "rolled back";
@@ -58,7 +58,7 @@ TEST(DiscardManagerTest, SecondOfThreeOverlappingListenersRefusesPopulate) {
   EXPECT_EQ(third->double_populates() + third->double_discards(), 0u);
   c.expect_consistent("after the refused plug");
   // The next try succeeds and everyone agrees again.
-  EXPECT_EQ(c.t.plug(c.t.block(6), 10), RespType::Ack);
+  EXPECT_EQ(c.plug(c.t.block(6), 10), RespType::Ack);
   c.expect_consistent("after the retried plug");
 }
 
@@ -67,7 +67,7 @@ TEST(DiscardManagerTest, TwoListenersAtNonZeroOffsetsWhereTheSecondRefuses) {
   auto a = c.listener("a", blocks(3, 5));
   auto b = c.listener("b", blocks(1, 5));
   a->refuse_after(0);  // b is notified first, a refuses
-  EXPECT_EQ(c.t.plug(c.t.block(2), 4), RespType::Busy);
+  EXPECT_EQ(c.plug(c.t.block(2), 4), RespType::Busy);
   EXPECT_EQ(b->view().count(), 0u);
   EXPECT_EQ(a->view().count(), 0u);
   c.expect_consistent("after refusal");
@@ -76,11 +76,11 @@ TEST(DiscardManagerTest, TwoListenersAtNonZeroOffsetsWhereTheSecondRefuses) {
 TEST(DiscardManagerTest, UnregisterDuringUseDiscardsAndStopsNotifications) {
   Consumers c;
   auto l = c.listener("l", blocks(0, 64));
-  ASSERT_EQ(c.t.plug(c.t.block(0), 4), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(0), 4), RespType::Ack);
   c.manager->unregister_listener(*l);
   c.checker->unwatch(*l);
   EXPECT_EQ(l->view().count(), 0u);
-  ASSERT_EQ(c.t.plug(c.t.block(10), 1), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(10), 1), RespType::Ack);
   EXPECT_EQ(l->view().count(), 0u);
   c.expect_consistent("after unregister");
 }
@@ -89,10 +89,10 @@ TEST(DiscardManagerTest, UnplugAllWithListeners) {
   Consumers c;
   auto per_run = c.listener("per-run", blocks(0, 100));
   auto sweep = c.listener("sweep", blocks(0, 100), /*double_discard=*/true);
-  ASSERT_EQ(c.t.plug(c.t.block(1), 2), RespType::Ack);
-  ASSERT_EQ(c.t.plug(c.t.block(50), 3), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(1), 2), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(50), 3), RespType::Ack);
   const uint64_t before = per_run->discards();
-  ASSERT_EQ(c.t.unplug_all(), RespType::Ack);
+  ASSERT_EQ(c.unplug_all(), RespType::Ack);
   EXPECT_EQ(per_run->discards() - before, 2u) << "one per plugged run";
   EXPECT_EQ(sweep->discards(), 1u) << "one for the whole section";
   EXPECT_EQ(per_run->double_discards(), 0u);
@@ -101,7 +101,7 @@ TEST(DiscardManagerTest, UnplugAllWithListeners) {
 
 TEST(DiscardManagerTest, IsPopulatedRefusesSectionsOutsideTheRegion) {
   Consumers c;
-  ASSERT_EQ(c.t.plug(c.t.block(0), 4), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(0), 4), RespType::Ack);
   EXPECT_FALSE(c.manager->is_populated({kBlock, ~uint64_t{0} - kBlock + 1}));
   EXPECT_FALSE(c.manager->is_populated({~uint64_t{0} - kBlock + 1, kBlock}));
   EXPECT_FALSE(c.manager->is_populated({0, 0}));
@@ -109,7 +109,7 @@ TEST(DiscardManagerTest, IsPopulatedRefusesSectionsOutsideTheRegion) {
 
 TEST(DiscardManagerTest, QueriesAndReplays) {
   Consumers c;
-  ASSERT_EQ(c.t.plug(c.t.block(4), 4), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(4), 4), RespType::Ack);
   EXPECT_TRUE(c.manager->is_populated(blocks(4, 4)));
   EXPECT_TRUE(c.manager->is_populated({4 * kBlock + 4096, 8192}));  // rounded out to blocks
   EXPECT_FALSE(c.manager->is_populated(blocks(3, 2)));
@@ -130,8 +130,8 @@ TEST(DiscardManagerTest, QueriesAndReplays) {
 
 TEST(DiscardManagerTest, RegistrationRefusedByTheListenerLeavesNothingBehind) {
   Consumers c;
-  ASSERT_EQ(c.t.plug(c.t.block(0), 2), RespType::Ack);
-  ASSERT_EQ(c.t.plug(c.t.block(5), 2), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(0), 2), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(5), 2), RespType::Ack);
   RecordingListener l("picky", c.nb_blocks(), kBlock);
   l.refuse_after(1);  // accepts the first run, refuses the second
   EXPECT_FALSE(c.manager->register_listener(l, blocks(0, 64)).has_value());
@@ -143,7 +143,7 @@ TEST(DiscardManagerTest, RegistrationRefusedByTheListenerLeavesNothingBehind) {
 
 TEST(DiscardManagerTest, MigrationLoadReplaysToListenersAndARefusalRestoresThem) {
   Consumers src;
-  ASSERT_EQ(src.t.plug(src.t.block(3), 4), RespType::Ack);
+  ASSERT_EQ(src.plug(src.t.block(3), 4), RespType::Ack);
   const auto stream = src.t.dev().save();
   Consumers dst(small_options());
   std::vector<uint8_t> ram(2 * kMiB);
@@ -245,16 +245,16 @@ struct WithVfio : Consumers {
 TEST(VfioListenerTest, OneMappingPerBlockAndOneUnmapPerDiscard) {
   WithVfio c;
   ASSERT_TRUE(c.vfio->region_add({0, c.t.cfg().region_size}).has_value());
-  ASSERT_EQ(c.t.plug(c.t.block(10), 8), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(10), 8), RespType::Ack);
   EXPECT_EQ(c.container.mappings().size(), 8u);
   EXPECT_EQ(c.container.pinned_bytes(), 8 * kBlock);
   c.expect_consistent("after plug");
   const uint64_t unmaps = c.container.unmap_calls();
-  ASSERT_EQ(c.t.unplug(c.t.block(11), 3), RespType::Ack);
+  ASSERT_EQ(c.unplug(c.t.block(11), 3), RespType::Ack);
   EXPECT_EQ(c.container.unmap_calls() - unmaps, 1u);
   EXPECT_EQ(c.container.mappings().size(), 5u);
   c.expect_consistent("after unplug");
-  ASSERT_EQ(c.t.unplug_all(), RespType::Ack);
+  ASSERT_EQ(c.unplug_all(), RespType::Ack);
   EXPECT_EQ(c.container.unmap_calls() - unmaps, 2u) << "UNPLUG_ALL: one unmap for the section";
   EXPECT_TRUE(c.container.mappings().empty());
   c.expect_consistent("after unplug-all");
@@ -268,24 +268,25 @@ TEST(VfioListenerTest, MapFailureInTheMiddleOfA65535BlockPlugRollsBack) {
   WithVfio c(o, {.dma_entry_limit = 70000}, 512);
   ASSERT_TRUE(c.vfio->region_add({0, 256 * kMiB}).has_value());
   c.container.fail_nth_map(40000);
-  EXPECT_EQ(c.t.plug(c.t.block(0), 65535), RespType::Busy);
+  EXPECT_EQ(c.plug(c.t.block(0), 65535), RespType::Busy);
   EXPECT_TRUE(c.container.mappings().empty());
   EXPECT_EQ(c.t.cfg().plugged_size, 0u);
   c.expect_consistent("after the failed plug");
-  EXPECT_EQ(c.t.plug(c.t.block(0), 65535), RespType::Ack);
+  EXPECT_EQ(c.plug(c.t.block(0), 65535), RespType::Ack);
   EXPECT_EQ(c.container.mappings().size(), 65535u);
   c.expect_consistent("after the retried plug");
 }
 
-// Entry limit 10 with 7 mappings already taken by other devices: 3 blocks fit, the 4th does not.
+// Entry limit 10 with 7 mappings already taken by other devices, 2 MiB blocks, no memslots
+// counted: 3 blocks fit, the 4th does not.
 TEST(VfioListenerTest, EntryLimitHitExactlyWithAPrefilledContainer) {
   WithVfio c(small_options(), {.dma_entry_limit = 10}, 0);
   for (uint64_t i = 0; i < 7; ++i)
     ASSERT_TRUE(c.container.map_dma(i * 0x1000, 0x1000, 0).has_value());
   ASSERT_TRUE(c.vfio->region_add(blocks(0, 8)).has_value()) << "8 blocks + 0 memslots - 1 <= 10";
-  EXPECT_EQ(c.t.plug(c.t.block(0), 3), RespType::Ack);
+  EXPECT_EQ(c.plug(c.t.block(0), 3), RespType::Ack);
   EXPECT_EQ(c.container.mappings().size(), 10u);
-  EXPECT_EQ(c.t.plug(c.t.block(3), 1), RespType::Busy);
+  EXPECT_EQ(c.plug(c.t.block(3), 1), RespType::Busy);
   EXPECT_EQ(c.container.mappings().size(), 10u);
   c.expect_consistent("at the limit");
 }
@@ -365,17 +366,17 @@ TEST(MemslotTest, OnlyMemslotsHoldingPluggedBlocksAreMapped) {
   EXPECT_EQ(c.memslots.active_count(), 0u);
   EXPECT_TRUE(c.vfio->listeners().empty());
   // A plug across the boundary of memslots 0 and 1 maps both; VFIO gets a listener for each.
-  ASSERT_EQ(c.t.plug(c.t.block(511), 2), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(511), 2), RespType::Ack);
   EXPECT_EQ(c.memslots.active_count(), 2u);
   EXPECT_EQ(c.vfio->listeners().size(), 2u);
   EXPECT_EQ(c.container.mappings().size(), 2u);
   c.expect_consistent("after the cross-memslot plug");
-  ASSERT_EQ(c.t.unplug(c.t.block(512), 1), RespType::Ack);
+  ASSERT_EQ(c.unplug(c.t.block(512), 1), RespType::Ack);
   EXPECT_EQ(c.memslots.active_count(), 1u);
   EXPECT_FALSE(c.memslots.active(1));
   c.expect_consistent("after emptying memslot 1");
-  ASSERT_EQ(c.t.plug(c.t.block(4 * 512 + 7), 1), RespType::Ack);
-  ASSERT_EQ(c.t.unplug_all(), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(4 * 512 + 7), 1), RespType::Ack);
+  ASSERT_EQ(c.unplug_all(), RespType::Ack);
   EXPECT_EQ(c.memslots.active_count(), 0u);
   EXPECT_TRUE(c.vfio->listeners().empty());
   c.expect_consistent("after unplug-all");
@@ -385,10 +386,10 @@ TEST(MemslotTest, ListenerSectionSmallerThanAMemslotAndOneSpanningSeveral) {
   WithMemslots c;
   auto small = c.listener("small", blocks(100, 10));
   auto wide = c.listener("wide", blocks(400, 1000));  // memslots 0, 1 and 2
-  ASSERT_EQ(c.t.plug(c.t.block(105), 300), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(105), 300), RespType::Ack);
   EXPECT_EQ(small->view().count(), 5u);
   EXPECT_EQ(wide->view().count(), 5u);
-  ASSERT_EQ(c.t.plug(c.t.block(1020), 100), RespType::Ack);
+  ASSERT_EQ(c.plug(c.t.block(1020), 100), RespType::Ack);
   EXPECT_EQ(c.memslots.active_count(), 3u);
   c.expect_consistent("after plugs");
 }
@@ -397,7 +398,7 @@ TEST(MemslotTest, RefusedPopulateUnmapsTheMemslotsItMapped) {
   WithMemslots c;
   auto l = c.listener("refuser", blocks(0, 4096));
   l->refuse_after(0);
-  EXPECT_EQ(c.t.plug(c.t.block(700), 1), RespType::Busy);
+  EXPECT_EQ(c.plug(c.t.block(700), 1), RespType::Busy);
   EXPECT_EQ(c.memslots.active_count(), 0u);
   EXPECT_TRUE(c.container.mappings().empty());
   c.expect_consistent("after the refusal");
@@ -405,8 +406,8 @@ TEST(MemslotTest, RefusedPopulateUnmapsTheMemslotsItMapped) {
 
 TEST(MemslotTest, RefusedMigrationLoadLeavesNoMemslotMapped) {
   WithMemslots src;
-  ASSERT_EQ(src.t.plug(src.t.block(3), 2), RespType::Ack);        // memslot 0
-  ASSERT_EQ(src.t.plug(src.t.block(3 * 512), 2), RespType::Ack);  // memslot 3
+  ASSERT_EQ(src.plug(src.t.block(3), 2), RespType::Ack);        // memslot 0
+  ASSERT_EQ(src.plug(src.t.block(3 * 512), 2), RespType::Ack);  // memslot 3
   const auto stream = src.t.dev().save();
   WithMemslots dst;
   std::vector<uint8_t> ram(2 * kMiB);
