@@ -11,6 +11,8 @@ packages=(
   libz3-dev z3
   # fuzzing, targets and tooling
   afl++ qemu-system-x86 gnuplot-nox clang-format clang-tidy
+  # the reproducer replay script (conformance/replay/vmem-replay)
+  python3
 )
 
 missing=()

@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 
+#include "cli/conform.h"
 #include "cli/kvm_cost.h"
 #if VMEM_HAVE_PROOFS
 #include "cli/prove.h"
@@ -83,6 +84,49 @@ int main(int argc, char** argv) {
   CLI::App* smoke = app.add_subcommand("smoke", "a short scripted run of the reference device");
   smoke_flags.add_to(*smoke);
 
+  vmem::cli::ConformOptions conform_opts;
+  CLI::App* conform = app.add_subcommand(
+      "conform", "the conformance suite against a target (the default with no subcommand)");
+  conform
+      ->add_option("--target", conform_opts.target,
+                   "reference | reference-mmio (the built-in reference device) | qemu")
+      ->capture_default_str();
+  conform
+      ->add_option("--profile", conform_opts.profile, "reference profile: spec | qemu | qemu-7.2")
+      ->capture_default_str();
+  conform->add_option("--fault", conform_opts.fault,
+                      "a named fault of the reference (vmemcheck-mutants only)");
+  conform->add_option("--filter", conform_opts.filters,
+                      "only this check (a name or a pattern such as 'resize-*'), or the checks covering this "
+                      "requirement ID; repeatable");
+  conform->add_flag("--list", conform_opts.list, "list the checks and what they cover");
+  conform->add_option("--spec", conform_opts.spec, "virtio version: 1.2 | 1.3 | 1.4")
+      ->check(CLI::IsMember({"1.2", "1.3", "1.4"}))
+      ->capture_default_str();
+  conform->add_option("--expect", conform_opts.expect,
+                      "compare with a baseline; exit 0 only when the run matches it");
+  conform->add_option("--write-baseline", conform_opts.write_baseline,
+                      "write this run's verdicts as a baseline");
+  conform->add_option("--junit", conform_opts.junit, "write JUnit XML");
+  conform->add_option("--json", conform_opts.json, "write the report as JSON");
+  conform->add_option("--repro-dir", conform_opts.repro_dir,
+                      "write a reproducer for every check with a FAIL, WARN or INFO");
+  conform
+      ->add_option("--timeout-ms", conform_opts.timeout_ms,
+                   "how long to wait for each request's completion")
+      ->capture_default_str();
+  conform->add_option("--qemu", conform_opts.qemu_binary, "qemu target: the QEMU binary")
+      ->capture_default_str();
+  conform->add_option("--qemu-machine", conform_opts.qemu_machine, "qemu target: -M")
+      ->capture_default_str();
+  conform->add_option("--qemu-accel", conform_opts.qemu_accel,
+                      "qemu target: kvm | tcg (default: kvm when usable)");
+  conform->add_option("--qemu-arg", conform_opts.qemu_args,
+                      "qemu target: one more QEMU argument (repeatable)");
+  conform->add_flag("--verbose,-v", conform_opts.verbose,
+                    "list every requirement, driver obligations included");
+  conform->add_flag("--quiet,-q", conform_opts.quiet, "no output but the exit status");
+
   CLI::App* faults = app.add_subcommand("faults", "list the named faults of the mutants build");
 
   std::string cost_addr = "4G", cost_region = "1T", cost_block = "2M", cost_plugged = "1G";
@@ -152,9 +196,11 @@ int main(int argc, char** argv) {
                                      cost_dirty);
     }
     if (replay->parsed()) return vmem::cli::run_replay(trace_file, record_file, replay_fault);
-    // With no subcommand, run the main job. The conformance suite is not built yet, so the main
-    // job is the smoke run (README).
-    return vmem::cli::run_smoke(smoke_flags.options(), smoke_flags.backing_kind());
+    if (smoke->parsed()) {
+      return vmem::cli::run_smoke(smoke_flags.options(), smoke_flags.backing_kind());
+    }
+    // With no subcommand, the main job: the conformance suite against the reference device.
+    return vmem::cli::run_conform(conform_opts);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

@@ -95,3 +95,13 @@ VMEM_NAMESPACE_END
     auto vmem_try_result_ = (expr);                                                         \
     if (!vmem_try_result_.has_value()) return ::vmem::unexpected(vmem_try_result_.error()); \
   } while (false)
+
+// Binds the value of a Result to `lhs`, or returns its error (Chromium's ASSIGN_OR_RETURN).
+#define VMEM_ASSIGN_OR_RETURN(lhs, expr) \
+  VMEM_ASSIGN_OR_RETURN_IMPL_(VMEM_CONCAT_(vmem_assign_result_, __LINE__), lhs, expr)
+#define VMEM_CONCAT_(a, b) VMEM_CONCAT_IMPL_(a, b)
+#define VMEM_CONCAT_IMPL_(a, b) a##b
+#define VMEM_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)             \
+  auto tmp = (expr);                                            \
+  if (!tmp.has_value()) return ::vmem::unexpected(tmp.error()); \
+  lhs = std::move(*tmp)

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -33,11 +34,25 @@ struct ChainShape {
   bool indirect = false;           // put the chain in an indirect table
 };
 
+// The memory a driver's rings and buffers live in: the reference's guest memory in this
+// process, or a remote target's RAM reached through its protocol (the conformance suite).
+class DriverMemory {
+ public:
+  virtual ~DriverMemory() = default;
+  virtual bool read(uint64_t gpa, std::span<uint8_t> out) = 0;
+  virtual bool write(uint64_t gpa, std::span<const uint8_t> in) = 0;
+  // A pointer into the memory when it is in this process, so ring indices cost no copy.
+  virtual uint8_t* direct(uint64_t /*gpa*/, std::size_t /*len*/) { return nullptr; }
+};
+
 class DriverQueue {
  public:
   // Places a queue of `size` entries at `base` (16-byte aligned): descriptor table, available
   // ring, used ring, then a data area with 256 bytes per descriptor slot.
+  DriverQueue(DriverMemory& mem, uint64_t base, uint16_t size);
   DriverQueue(GuestMemory& mem, uint64_t base, uint16_t size);
+  // The bytes from `base` the queue occupies.
+  static uint64_t footprint(uint16_t size);
 
   uint16_t size() const { return size_; }
   // Zeroes the rings and forgets every index, as after a device reset.
@@ -77,7 +92,10 @@ class DriverQueue {
   uint64_t data_slot(uint16_t slot) const { return data_ + 256ULL * slot; }
 
  private:
-  GuestMemory& mem_;
+  DriverQueue(std::unique_ptr<DriverMemory> owned, DriverMemory* mem, uint64_t base, uint16_t size);
+
+  std::unique_ptr<DriverMemory> owned_;  // the adapter over a GuestMemory, if given one
+  DriverMemory* mem_;
   uint16_t size_;
   uint64_t base_, desc_, avail_, used_, data_, end_;
   uint16_t avail_idx_ = 0;

@@ -1,0 +1,174 @@
+#include "conformance/suite/check.h"
+
+#include <fmt/format.h>
+
+namespace vmem::conformance {
+
+namespace {
+// Each device's rings and buffers get their own MiB of scratch RAM.
+constexpr uint64_t kScratchPerDevice = 1ULL << 20;
+}  // namespace
+
+std::string hex(uint64_t v) {
+  return fmt::format("{:#x}", v);
+}
+
+std::string resp_name(const WireResponse& r) {
+  if (r.type <= VIRTIO_MEM_RESP_ERROR) return to_string(static_cast<RespType>(r.type));
+  return fmt::format("unknown ({})", r.type);
+}
+
+CheckContext::CheckContext(const CheckDef& def, const Catalog& catalog, Target& target,
+                           MachineLayout layout, std::chrono::milliseconds completion_timeout)
+    : def_(def),
+      catalog_(catalog),
+      target_(target),
+      layout_(std::move(layout)),
+      timeout_(completion_timeout) {}
+
+CheckContext::~CheckContext() = default;
+
+Status CheckContext::attach() {
+  devices_.clear();
+  if (layout_.scratch_size < kScratchPerDevice * def_.setup.devices)
+    return unexpected(Error{"the target's scratch RAM is too small for the driver's queues"});
+  for (unsigned i = 0; i < def_.setup.devices; ++i) {
+    VMEM_ASSIGN_OR_RETURN(auto transport, probe(target_, layout_, VIRTIO_ID_MEM, i));
+    Device d;
+    d.driver = std::make_unique<MemDriver>(target_, std::move(transport),
+                                           layout_.scratch_base + i * kScratchPerDevice, timeout_);
+    VMEM_ASSIGN_OR_RETURN(d.initial, d.driver->read_config());
+    d.shadow = Shadow(d.initial);
+    devices_.push_back(std::move(d));
+  }
+  return ok();
+}
+
+Status CheckContext::reattach(unsigned dev) {
+  VMEM_ASSIGN_OR_RETURN(auto transport, probe(target_, layout_, VIRTIO_ID_MEM, dev));
+  Device& d = devices_[dev];
+  d.driver = std::make_unique<MemDriver>(target_, std::move(transport),
+                                         layout_.scratch_base + dev * kScratchPerDevice, timeout_);
+  d.shadow.unplug_all();
+  VMEM_ASSIGN_OR_RETURN(uint8_t status, d.driver->initialize());
+  if (status != 0x0f) {
+    return unexpected(Error{fmt::format("status {:#x} after re-initializing the device", status)});
+  }
+  return ok();
+}
+
+Status CheckContext::initialize(unsigned dev, std::optional<uint64_t> features) {
+  VMEM_ASSIGN_OR_RETURN(uint8_t s, devices_[dev].driver->initialize(features));
+  if (s != 0x0f) {
+    return unexpected(Error{fmt::format("device {}: status {:#x} after initialization", dev, s)});
+  }
+  return ok();
+}
+
+bool CheckContext::expect(std::string_view id, bool holds, std::string evidence) {
+  Outcome o = Outcome::Pass;
+  if (!holds) {
+    const Requirement* r = catalog_.find(std::string(id));
+    o = r ? outcome_from_string(r->on_violation).value_or(Outcome::Fail) : Outcome::Fail;
+  }
+  verdicts_.push_back({std::string(id), o, std::move(evidence), def_.name});
+  return holds;
+}
+
+void CheckContext::info(std::string_view id, std::string evidence) {
+  verdicts_.push_back({std::string(id), Outcome::Info, std::move(evidence), def_.name});
+}
+
+void CheckContext::skip(std::string_view id, std::string reason) {
+  verdicts_.push_back({std::string(id), Outcome::Skip, std::move(reason), def_.name});
+}
+
+void CheckContext::fail(std::string_view id, std::string evidence) {
+  verdicts_.push_back({std::string(id), Outcome::Fail, std::move(evidence), def_.name});
+}
+
+Result<Exchange> CheckContext::send(const WireRequest& r, unsigned dev, const ChainShape& shape) {
+  VMEM_ASSIGN_OR_RETURN(Exchange x, devices_[dev].driver->send(r, shape));
+  if (x.kind == Exchange::Kind::Used && x.response && x.used_id == x.head)
+    devices_[dev].shadow.apply(r, *x.response);
+  return x;
+}
+
+Result<WireResponse> CheckContext::request(uint16_t type, uint64_t addr, uint16_t nb_blocks,
+                                           unsigned dev) {
+  WireRequest r;
+  r.type = type;
+  r.addr = addr;
+  r.nb_blocks = nb_blocks;
+  VMEM_ASSIGN_OR_RETURN(Exchange x, send(r, dev));
+  // A well-formed request that does not come back well-formed breaks a generic rule before it
+  // stops the check: judge that rule, so the verdict names it.
+  const std::string what = fmt::format("{} {:#x}+{}", request_type_name(type), addr, nb_blocks);
+  if (x.kind != Exchange::Kind::Used) {
+    const std::string e = fmt::format("{}: {}", what, to_string(x.kind));
+    if (x.kind == Exchange::Kind::NoAnswer) expect("GEN-2", false, e);
+    return unexpected(Error{e});
+  }
+  if (x.used_id != x.head) {
+    const std::string e =
+        fmt::format("{}: used element id {} for head {}", what, x.used_id, x.head);
+    expect("GEN-11", false, e);
+    return unexpected(Error{e});
+  }
+  if (!x.response) {
+    const std::string e =
+        fmt::format("{}: used length {} (a response is {} bytes)", what, x.used_len, kResponseSize);
+    expect("GEN-8", false, e);
+    return unexpected(Error{e});
+  }
+  return *x.response;
+}
+
+Status CheckContext::verify_model() {
+  for (unsigned dev = 0; dev < devices_.size(); ++dev) {
+    VMEM_ASSIGN_OR_RETURN(WireConfig c, devices_[dev].driver->read_config());
+    const Shadow& s = devices_[dev].shadow;
+    const uint64_t want = s.plugged_count() * s.block_size();
+    if (c.plugged_size != want) {
+      expect("DEV-3", false,
+             fmt::format("device {}: plugged_size {:#x}, but the acknowledged requests leave {} "
+                         "blocks ({:#x}) plugged",
+                         dev, c.plugged_size, s.plugged_count(), want));
+    }
+    if (c.block_size == 0) continue;
+    const uint64_t usable = std::min(c.usable_region_size, c.region_size) / c.block_size;
+    for (uint64_t first = 0; first < usable; first += 0xffff) {
+      VMEM_TRY(verify_range(dev, first, std::min<uint64_t>(0xffff, usable - first), 0));
+    }
+  }
+  return ok();
+}
+
+Status CheckContext::verify_range(unsigned dev, uint64_t first, uint64_t n, int depth) {
+  const Shadow& s = devices_[dev].shadow;
+  const uint64_t gpa = block(first, dev);
+  VMEM_ASSIGN_OR_RETURN(WireResponse r,
+                        request(VIRTIO_MEM_REQ_STATE, gpa, static_cast<uint16_t>(n), dev));
+  if (r.type != VIRTIO_MEM_RESP_ACK) {
+    expect("DEV-47", false,
+           fmt::format("device {}: STATE {:#x}+{} inside the usable region answered {}", dev, gpa,
+                       n, to_string(static_cast<RespType>(r.type))));
+    return ok();
+  }
+  const BlockState want = s.state(first, n);
+  if (r.state != static_cast<uint16_t>(want)) {
+    expect("DEV-48", false,
+           fmt::format("device {}: STATE {:#x}+{} is {} ({}), but the acknowledged requests "
+                       "leave it {}",
+                       dev, gpa, n, to_string(static_cast<BlockState>(r.state)), r.state,
+                       to_string(want)));
+    return ok();
+  }
+  if (want == BlockState::Mixed && n > 1 && depth < 24) {
+    VMEM_TRY(verify_range(dev, first, n / 2, depth + 1));
+    VMEM_TRY(verify_range(dev, first + n / 2, n - n / 2, depth + 1));
+  }
+  return ok();
+}
+
+}  // namespace vmem::conformance
