@@ -8,6 +8,7 @@
 #include "conformance/suite/checks.h"
 #include "conformance/suite/report.h"
 #include "conformance/suite/runner.h"
+#include "conformance/target/adapter_target.h"
 #include "conformance/target/qemu_target.h"
 #include "conformance/target/reference_target.h"
 
@@ -38,8 +39,16 @@ Result<std::unique_ptr<conformance::Target>> make_target(const ConformOptions& o
     return std::unique_ptr<conformance::Target>(
         std::make_unique<conformance::QemuTarget>(std::move(q)));
   }
-  return unexpected(
-      Error{fmt::format("unknown target '{}' (reference, reference-mmio, qemu)", o.target)});
+  if (o.target.rfind("adapter:", 0) == 0) {
+    conformance::AdapterTargetOptions a;
+    a.command = o.target.substr(8);
+    a.call_timeout = std::chrono::milliseconds(std::max(o.timeout_ms, 1000u));
+    auto t = conformance::AdapterTarget::spawn(a);
+    if (!t.has_value()) return unexpected(t.error());
+    return std::unique_ptr<conformance::Target>(std::move(*t));
+  }
+  return unexpected(Error{fmt::format(
+      "unknown target '{}' (reference, reference-mmio, qemu, adapter:COMMAND)", o.target)});
 }
 
 bool write_file(const std::string& path, const std::string& text) {

@@ -89,16 +89,18 @@ int main(int argc, char** argv) {
       "conform", "the conformance suite against a target (the default with no subcommand)");
   conform
       ->add_option("--target", conform_opts.target,
-                   "reference | reference-mmio (the built-in reference device) | qemu")
+                   "reference | reference-mmio (the built-in reference device) | qemu | "
+                   "adapter:COMMAND (docs/adapter-protocol.md)")
       ->capture_default_str();
   conform
       ->add_option("--profile", conform_opts.profile, "reference profile: spec | qemu | qemu-7.2")
       ->capture_default_str();
   conform->add_option("--fault", conform_opts.fault,
                       "a named fault of the reference (vmemcheck-mutants only)");
-  conform->add_option("--filter", conform_opts.filters,
-                      "only this check (a name or a pattern such as 'resize-*'), or the checks covering this "
-                      "requirement ID; repeatable");
+  conform->add_option(
+      "--filter", conform_opts.filters,
+      "only this check (a name or a pattern such as 'resize-*'), or the checks covering this "
+      "requirement ID; repeatable");
   conform->add_flag("--list", conform_opts.list, "list the checks and what they cover");
   conform->add_option("--spec", conform_opts.spec, "virtio version: 1.2 | 1.3 | 1.4")
       ->check(CLI::IsMember({"1.2", "1.3", "1.4"}))
@@ -163,6 +165,9 @@ int main(int argc, char** argv) {
       app.add_subcommand("requirements", "the requirement catalog (DEV-n, DRV-n, GEN-n)");
   reqs->add_option("id", req_id, "one requirement, in full");
   reqs->add_flag("--json", req_json, "the catalog as JSON");
+  bool req_markdown = false;
+  reqs->add_flag("--markdown", req_markdown,
+                 "the catalog and the checks covering each requirement (docs/requirements.md)");
 
   std::string trace_file, record_file, replay_fault;
   CLI::App* replay = app.add_subcommand(
@@ -189,7 +194,7 @@ int main(int argc, char** argv) {
       return 2;
 #endif
     }
-    if (reqs->parsed()) return vmem::cli::run_requirements(req_id, req_json);
+    if (reqs->parsed()) return vmem::cli::run_requirements(req_id, req_json, req_markdown);
     if (cost->parsed()) {
       return vmem::cli::run_kvm_cost(parse_size(cost_addr), parse_size(cost_region),
                                      parse_size(cost_block), parse_size(cost_plugged), cost_limit,

@@ -5,6 +5,6 @@
 
 namespace vmem::cli {
 
-int run_requirements(const std::string& id, bool json);
+int run_requirements(const std::string& id, bool json, bool markdown);
 
 }  // namespace vmem::cli

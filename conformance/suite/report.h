@@ -26,6 +26,12 @@ nlohmann::ordered_json to_baseline(const Report& r);
 Result<std::vector<std::string>> compare_with_baseline(const Report& r,
                                                        const nlohmann::json& baseline);
 
+// The catalog as a Markdown page with, for each requirement, the checks that cover it:
+// docs/requirements.md is this output, and a test keeps it so.
+std::string requirements_markdown(const Catalog& catalog, const std::vector<CheckDef>& checks);
+// The names of the checks that cover `id`.
+std::vector<std::string> checks_covering(const std::vector<CheckDef>& checks, std::string_view id);
+
 // Writes one reproducer per check with a non-PASS verdict into `dir`: the target's header and
 // transcript, and the verdicts it explains. Returns the files written.
 Result<std::vector<std::string>> write_reproducers(const Report& r, const std::string& dir);

@@ -3,8 +3,10 @@
 // writes reports that say the same thing in every format.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "conformance/suite/checks.h"
 #include "conformance/suite/report.h"
@@ -61,6 +63,14 @@ TEST(ChecksTest, EveryCheckableRequirementHasACheck) {
       EXPECT_TRUE(covered.count(r.id)) << r.id << " is checkable but no check covers it";
     }
   }
+}
+
+TEST(ChecksTest, TheRequirementsPageIsTheGeneratedOne) {
+  std::ifstream f(std::string(VMEM_SOURCE_DIR) + "/docs/requirements.md");
+  std::stringstream page;
+  page << f.rdbuf();
+  EXPECT_EQ(page.str(), requirements_markdown(catalog(), all_checks()))
+      << "regenerate it: vmemcheck requirements --markdown > docs/requirements.md";
 }
 
 TEST(ChecksTest, NamesAreUniqueAndStable) {
