@@ -134,7 +134,6 @@ Result<uint8_t> MemDriver::driver_ok() {
 }
 
 Result<Exchange> MemDriver::exchange(std::span<const uint8_t> request, const ChainShape& shape) {
-  Exchange x;
   const uint16_t pieces =
       shape.indirect ? 1 : static_cast<uint16_t>(shape.readable.size() + shape.writable.size());
   if (next_slot_ + pieces > kQueueSize) next_slot_ = 0;
@@ -143,10 +142,18 @@ Result<Exchange> MemDriver::exchange(std::span<const uint8_t> request, const Cha
   if (auto e = memory_->take_error()) return unexpected(*e);
   if (!head) return unexpected(Error{"the chain does not fit the driver's queue"});
   next_slot_ = static_cast<uint16_t>(next_slot_ + pieces);
-  x.head = *head;
+  uint32_t writable = 0;
   for (uint32_t n : shape.writable)
-    x.writable += n;
-  if (!queue_.publish(*head)) {
+    writable += n;
+  return submit(*head, writable);
+}
+
+Result<Exchange> MemDriver::submit(uint16_t head, uint32_t writable) {
+  Exchange x;
+  x.head = head;
+  x.writable = writable;
+  (void)memory_->take_error();
+  if (!queue_.publish(head)) {
     return unexpected(memory_->take_error().value_or(Error{"cannot write the available ring"}));
   }
   VMEM_TRY(transport_->notify(kQueue));
@@ -157,8 +164,8 @@ Result<Exchange> MemDriver::exchange(std::span<const uint8_t> request, const Cha
       x.kind = Exchange::Kind::Used;
       x.used_id = used->id;
       x.used_len = used->len;
-      if (used->id == *head) {
-        x.written = queue_.read_response(*head, std::min(used->len, x.writable));
+      if (used->id == head) {
+        x.written = queue_.read_response(head, std::min(used->len, x.writable));
         if (x.written.size() >= kResponseSize) {
           x.response = decode_response(
               std::span<const uint8_t, kResponseSize>(x.written.data(), kResponseSize));

@@ -72,6 +72,10 @@ class MemDriver {
   // waits for its completion. An error means the target itself failed.
   Result<Exchange> exchange(std::span<const uint8_t> request, const ChainShape& shape);
   Result<Exchange> send(const WireRequest& r, const ChainShape& shape = {{24}, {10}, false});
+  // Publishes `head`, whose descriptors the caller wrote into queue() itself (malformed ones
+  // included), notifies, and waits as exchange() does. `writable` is the chain's writable
+  // capacity, for the Exchange.
+  Result<Exchange> submit(uint16_t head, uint32_t writable);
   // A plain request; the response, or an error saying why no well-formed one came.
   Result<WireResponse> request(uint16_t type, uint64_t addr = 0, uint16_t nb_blocks = 0);
 

@@ -217,6 +217,12 @@ class MmioDriver final : public TransportDriver {
   }
   Result<uint32_t> config_generation() override { return reg(mmio::kConfigGeneration); }
   Result<uint64_t> config_read(uint32_t offset, unsigned size) override {
+    // virtio-mmio allows no 64-bit accesses: two 32-bit reads, low first.
+    if (size == 8) {
+      VMEM_ASSIGN_OR_RETURN(uint64_t lo, t_.mmio_read(base_ + mmio::kConfig + offset, 4));
+      VMEM_ASSIGN_OR_RETURN(uint64_t hi, t_.mmio_read(base_ + mmio::kConfig + offset + 4, 4));
+      return (lo & 0xffffffffu) | (hi << 32);
+    }
     return t_.mmio_read(base_ + mmio::kConfig + offset, size);
   }
   Status config_write(uint32_t offset, unsigned size, uint64_t value) override {
@@ -306,13 +312,14 @@ Result<std::unique_ptr<TransportDriver>> probe_mmio(Target& target, const Machin
     return unexpected(fail(fmt::format("the target lists no virtio-mmio device {}", index)));
   const uint64_t base = layout.mmio_bases[index];
   VMEM_ASSIGN_OR_RETURN(uint64_t magic, target.mmio_read(base + mmio::kMagicValue, 4));
-  VMEM_ASSIGN_OR_RETURN(uint64_t version, target.mmio_read(base + mmio::kVersion, 4));
-  VMEM_ASSIGN_OR_RETURN(uint64_t id, target.mmio_read(base + mmio::kDeviceId, 4));
   if (magic != mmio::kMagic)
     return unexpected(fail(fmt::format("magic {:#x} at {:#x}", magic, base)));
-  if (version != 2)
-    return unexpected(
-        fail(fmt::format("virtio-mmio version {} (only 2, modern, is tested)", version)));
+  VMEM_ASSIGN_OR_RETURN(uint64_t version, target.mmio_read(base + mmio::kVersion, 4));
+  if (version != 2) {
+    return unexpected(fail(
+        fmt::format("virtio-mmio version {} at {:#x} (only 2, modern, is tested)", version, base)));
+  }
+  VMEM_ASSIGN_OR_RETURN(uint64_t id, target.mmio_read(base + mmio::kDeviceId, 4));
   if (id != device_id)
     return unexpected(fail(fmt::format("device ID {} at {:#x}, expected {}", id, base, device_id)));
   return std::unique_ptr<TransportDriver>(

@@ -4,11 +4,13 @@
 // DRIVER_OK.
 #include <fmt/format.h>
 
+#include <functional>
 #include <thread>
 
 #include "conformance/suite/check.h"
 #include "conformance/suite/checks.h"
 #include "reference/virtio/virtio_device.h"
+#include "reference/virtqueue/split_queue.h"
 
 namespace vmem::conformance {
 
@@ -76,12 +78,12 @@ Status split_chains(CheckContext& c) {
 
 // Sends one chain expected to be refused somehow and judges GEN-2 (returned or NEEDS_RESET),
 // GEN-6 (NEEDS_RESET after DRIVER_OK notifies) and GEN-8; returns what happened for the evidence.
-Result<std::string> provoke(CheckContext& c, std::span<const uint8_t> bytes,
-                            const ChainShape& shape, std::string_view what) {
+Result<std::string> judge_refused(CheckContext& c, const std::function<Result<Exchange>()>& send,
+                                  std::string_view what) {
   TransportDriver& t = c.driver().transport();
   VMEM_ASSIGN_OR_RETURN(uint8_t stale, t.take_isr());
   (void)stale;
-  VMEM_ASSIGN_OR_RETURN(Exchange x, c.driver().exchange(bytes, shape));
+  VMEM_ASSIGN_OR_RETURN(Exchange x, send());
   std::string seen;
   switch (x.kind) {
     case Exchange::Kind::Used:
@@ -110,6 +112,12 @@ Result<std::string> provoke(CheckContext& c, std::span<const uint8_t> bytes,
   // Start again from a clean device whatever happened.
   VMEM_TRY(c.initialize());
   return seen;
+}
+
+Result<std::string> provoke(CheckContext& c, std::span<const uint8_t> bytes,
+                            const ChainShape& shape, std::string_view what) {
+  return judge_refused(
+      c, [&] { return c.driver().exchange(bytes, shape); }, what);
 }
 
 // GEN-2/6/8 on chains that cannot hold a request or a response (D8: short means fewer than 24
@@ -149,6 +157,48 @@ Status short_chains(CheckContext& c) {
     c.expect(
         "GEN-8", x.used_len <= kResponseSize,
         fmt::format("a 10-byte response reported used length {} in a 64-byte buffer", x.used_len));
+  }
+  return ok();
+}
+
+// GEN-2/6 on descriptor chains no device can follow; what the device does is left open.
+Status malformed_chains(CheckContext& c) {
+  VMEM_TRY(c.initialize());
+  MemDriver& d = c.driver();
+  DriverQueue& q = d.queue();
+  WireRequest r;
+  r.type = VIRTIO_MEM_REQ_STATE;
+  r.addr = c.block(0);
+  r.nb_blocks = 1;
+  const auto bytes = encode_request(r);
+  // Buffers in data slots the well-formed chains of this check never use.
+  const uint64_t req = q.data_slot(60), resp = q.data_slot(61);
+  VMEM_TRY(c.target().mem_write(req, bytes));
+  const uint16_t N = VIRTQ_DESC_F_NEXT, W = VIRTQ_DESC_F_WRITE;
+  const uint32_t rlen = kRequestSize, wlen = kResponseSize;
+  struct Case {
+    const char* what;
+    std::vector<Descriptor> chain;  // at slots 40, 41, ...
+  };
+  const Case cases[] = {
+      {"the writable descriptor before the readable one",
+       {{resp, wlen, static_cast<uint16_t>(W | N), 41}, {req, rlen, 0, 0}}},
+      {"a zero-length descriptor between request and response",
+       {{req, rlen, N, 41}, {resp, 0, static_cast<uint16_t>(W | N), 42}, {resp, wlen, W, 0}}},
+      {"a request buffer outside guest memory",
+       {{0xfff0000000000000ULL, rlen, N, 41}, {resp, wlen, W, 0}}},
+      {"a next index beyond the queue", {{req, rlen, N, 200}}},
+      {"a descriptor loop", {{req, rlen, N, 41}, {resp, wlen, static_cast<uint16_t>(W | N), 40}}},
+  };
+  for (const Case& k : cases) {
+    for (std::size_t i = 0; i < k.chain.size(); ++i) {
+      if (!q.write_descriptor(static_cast<uint16_t>(40 + i), k.chain[i]))
+        return unexpected(Error{"cannot write a descriptor into guest memory"});
+    }
+    VMEM_ASSIGN_OR_RETURN(std::string seen,
+                          judge_refused(
+                              c, [&] { return c.driver().submit(40, wlen); }, k.what));
+    c.info("GEN-2", fmt::format("a chain with {}: {}", k.what, seen));
   }
   return ok();
 }
@@ -252,6 +302,12 @@ void add_virtqueue_checks(std::vector<CheckDef>& out) {
                  base,
                  {},
                  short_chains});
+  out.push_back({"malformed-chains",
+                 "Descriptor chains no device can follow",
+                 {"GEN-2", "GEN-6", "GEN-8"},
+                 base,
+                 {},
+                 malformed_chains});
   out.push_back({"unknown-type",
                  "Unknown request types",
                  {"GEN-2", "GEN-6", "GEN-10"},
