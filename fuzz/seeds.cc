@@ -7,7 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "conformance/suite/checks.h"
+#include "conformance/suite/runner.h"
+#include "conformance/target/reference_target.h"
 #include "fuzz/common/fuzz_support.h"
+#include "fuzz/common/scripted_device.h"
 #include "reference/virtqueue/split_queue.h"
 
 namespace {
@@ -115,6 +119,25 @@ int main(int argc, char** argv) {
         virtqueue_input(
             {{0x20, 0x0000, 0, VIRTQ_DESC_F_NEXT, 1}, {0x40, 0x0020, 0, VIRTQ_DESC_F_WRITE, 0}},
             request(9, 1)));
+  // driver: each check against the reference, recorded as the answers fuzz/driver.cc replays
+  // (ScriptedDevice), behind both transports. A seed is a well-behaved device; its mutations
+  // are hostile ones near the real paths.
+  const std::filesystem::path dr = std::filesystem::path(argv[1]) / "driver";
+  const auto catalog = *conformance::embedded_catalog();
+  const auto& checks = conformance::all_checks();
+  for (std::size_t i = 0; i < checks.size(); ++i) {
+    for (auto t : {conformance::Transport::Pci, conformance::Transport::Mmio}) {
+      conformance::ReferenceTarget reference({t, Profile::Spec, "", BackingKind::Anonymous});
+      fuzz::RecordingTarget recorder(reference);
+      conformance::RunOptions o;
+      o.filters = {checks[i].name};
+      o.completion_timeout = std::chrono::milliseconds(0);
+      (void)conformance::run_suite(recorder, catalog, checks, o);
+      std::vector<uint8_t> seed = {static_cast<uint8_t>(i)};
+      seed.insert(seed.end(), recorder.recorded().begin(), recorder.recorded().end());
+      write(dr, checks[i].name + (t == conformance::Transport::Pci ? "-pci" : "-mmio"), seed);
+    }
+  }
   std::printf("seeds written to %s\n", argv[1]);
   return 0;
 }

@@ -81,17 +81,22 @@ Result<WireConfig> MemDriver::read_config() {
 
 Status MemDriver::reset() {
   VMEM_TRY(transport_->set_status(0));
-  // The generic rule: the driver waits for the status to read 0 before it goes on.
-  for (int i = 0; i < 1000; ++i) {
+  // The generic rule: the driver waits for the status to read 0 before it goes on; as long as
+  // a completion, at least one read.
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  for (;;) {
     VMEM_ASSIGN_OR_RETURN(uint8_t s, transport_->status());
     if (s == 0) {
       queue_.reset();
       next_slot_ = 0;
       return ok();
     }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return unexpected(Error{fmt::format("device status reads {:#x}, not 0, {} ms after a reset",
+                                          s, timeout_.count())});
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  return unexpected(Error{"device status did not read 0 within 1 s of a reset"});
 }
 
 Result<uint8_t> MemDriver::initialize(std::optional<uint64_t> features) {

@@ -7,6 +7,24 @@ namespace vmem::conformance {
 namespace {
 // Each device's rings and buffers get their own MiB of scratch RAM.
 constexpr uint64_t kScratchPerDevice = 1ULL << 20;
+// The model keeps one bit per block of the region; a geometry beyond that (or no geometry at
+// all) ends the check with the reason rather than an allocation the machine cannot make.
+constexpr uint64_t kMaxModelBlocks = 1ULL << 28;
+
+Status modelable(const WireConfig& c) {
+  const uint64_t bs = c.block_size;
+  if (bs == 0 || (bs & (bs - 1)) != 0) {
+    return unexpected(Error{fmt::format("the device reports block_size {:#x}, not a power of two",
+                                        bs)});
+  }
+  if (c.region_size / bs > kMaxModelBlocks) {
+    return unexpected(Error{fmt::format(
+        "the device reports a region of {:#x} blocks of {:#x}; the suite models at most {:#x}",
+        c.region_size / bs, bs, kMaxModelBlocks)});
+  }
+  return ok();
+}
+
 }  // namespace
 
 std::string hex(uint64_t v) {
@@ -38,6 +56,7 @@ Status CheckContext::attach() {
     d.driver = std::make_unique<MemDriver>(target_, std::move(transport),
                                            layout_.scratch_base + i * kScratchPerDevice, timeout_);
     VMEM_ASSIGN_OR_RETURN(d.initial, d.driver->read_config());
+    VMEM_TRY(modelable(d.initial));
     d.shadow = Shadow(d.initial);
     devices_.push_back(std::move(d));
   }
@@ -135,8 +154,9 @@ Status CheckContext::verify_model() {
                          "blocks ({:#x}) plugged",
                          dev, c.plugged_size, s.plugged_count(), want));
     }
-    if (c.block_size == 0) continue;
-    const uint64_t usable = std::min(c.usable_region_size, c.region_size) / c.block_size;
+    // The sweep uses the geometry the check started with (a device that changed it has broken
+    // DEV-2 already), so a hostile configuration cannot make it long.
+    const uint64_t usable = std::min(c.usable_region_size / s.block_size(), s.blocks());
     for (uint64_t first = 0; first < usable; first += 0xffff) {
       VMEM_TRY(verify_range(dev, first, std::min<uint64_t>(0xffff, usable - first), 0));
     }

@@ -53,6 +53,8 @@ class CheckContext {
   // The configuration read when the check started.
   const WireConfig& initial(unsigned i = 0) const { return devices_[i].initial; }
   unsigned devices() const { return static_cast<unsigned>(devices_.size()); }
+  // How long a request may take to complete on this target.
+  std::chrono::milliseconds completion_timeout() const { return timeout_; }
 
   // Initializes device `dev` with `features` (default: what MemDriver picks); anything but
   // status 0x0f is an error that ends the check.

@@ -270,7 +270,7 @@ Status before_driver_ok(CheckContext& c) {
   if (!head || !d.queue().publish(*head)) return unexpected(Error{"cannot build the chain"});
   VMEM_TRY(d.transport().notify(MemDriver::kQueue));
   // A device that consumes it does so at once on the reference, within milliseconds elsewhere.
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::min(c.completion_timeout(), std::chrono::milliseconds(20)));
   const uint16_t used = d.queue().device_used_idx();
   VMEM_ASSIGN_OR_RETURN(WireConfig cfg, d.read_config());
   c.expect("GEN-4", used == 0 && cfg.plugged_size == 0,

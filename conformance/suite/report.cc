@@ -243,6 +243,10 @@ Result<std::vector<std::string>> write_reproducers(const Report& r, const std::s
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return unexpected(Error{fmt::format("cannot create {}: {}", dir, ec.message())});
+  // Reproducers of an earlier run would pass for this one's.
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.path().extension() == ".repro") std::filesystem::remove(e.path(), ec);
+  }
   std::vector<std::string> written;
   for (const CheckResult& c : r.checks) {
     std::vector<const Verdict*> notable;

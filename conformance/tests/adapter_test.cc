@@ -36,7 +36,8 @@ class InProcessAdapter {
 
  private:
   void serve(int fd) {
-    FILE* in = fdopen(fd, "r+");
+    // Replies go out with MSG_NOSIGNAL: the client may hang up before the reply to its `quit`.
+    FILE* in = fdopen(dup(fd), "r");
     AdapterServer server(target_);
     char* line = nullptr;
     size_t cap = 0;
@@ -45,12 +46,14 @@ class InProcessAdapter {
       std::string_view l(line, static_cast<size_t>(n));
       while (!l.empty() && (l.back() == '\n' || l.back() == '\r'))
         l.remove_suffix(1);
-      for (const std::string& out : server.handle(l))
-        fprintf(in, "%s\n", out.c_str());
-      fflush(in);
+      for (std::string out : server.handle(l)) {
+        out += '\n';
+        if (send(fd, out.data(), out.size(), MSG_NOSIGNAL) < 0) break;
+      }
     }
     free(line);
     fclose(in);
+    close(fd);
   }
 
   ReferenceTarget target_;
