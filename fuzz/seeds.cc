@@ -76,6 +76,83 @@ std::vector<uint8_t> request(uint16_t type, uint16_t nb) {
 
 }  // namespace
 
+// fuzz/ops.cc's encoding (see its decoder): a setup byte, the requested size in blocks, then
+// operations.
+class OpsInput {
+ public:
+  OpsInput(uint8_t setup, uint16_t requested_blocks) {
+    bytes_ = {setup};
+    u16(requested_blocks);
+  }
+  // A request at `block` blocks from the region start (-32..31), nb from pick_nb's choices.
+  OpsInput& request(uint16_t type, int block, uint8_t nb_choice, bool refuse_populate = false) {
+    bytes_.push_back(static_cast<uint8_t>(type << 3 | (refuse_populate ? 0x80 : 0)));
+    bytes_.push_back(0);  // base: the region's start
+    u16(static_cast<uint16_t>(block + 32));
+    bytes_.push_back(nb_choice);
+    return *this;
+  }
+  OpsInput& resize(uint32_t blocks) {
+    bytes_.push_back(3);
+    for (int i = 0; i < 4; ++i)
+      bytes_.push_back(static_cast<uint8_t>(blocks >> (8 * i)));
+    return *this;
+  }
+  OpsInput& reset(uint8_t kind) {  // 0 system, 1 device, 2 wake-up
+    bytes_.push_back(static_cast<uint8_t>(4 | kind << 3));
+    return *this;
+  }
+  OpsInput& busy(bool on) {
+    bytes_.push_back(on ? 5 | 8 : 5);
+    return *this;
+  }
+  OpsInput& migrate() {
+    bytes_.push_back(6);
+    return *this;
+  }
+  OpsInput& sweep() {
+    bytes_.push_back(7);
+    return *this;
+  }
+  std::vector<uint8_t> bytes() const { return bytes_; }
+
+ private:
+  void u16(uint16_t v) {
+    bytes_.push_back(static_cast<uint8_t>(v));
+    bytes_.push_back(static_cast<uint8_t>(v >> 8));
+  }
+  std::vector<uint8_t> bytes_;
+};
+
+std::vector<uint8_t> ops_scenario(uint8_t setup) {
+  constexpr uint8_t one = 0, two = 1, zero = 2, max = 3;
+  return OpsInput(setup, 8)
+      .request(VIRTIO_MEM_REQ_PLUG, 0, two)     // ACK
+      .request(VIRTIO_MEM_REQ_PLUG, 1, two)     // ERROR: block 1 is plugged
+      .request(VIRTIO_MEM_REQ_STATE, 0, max)    // ERROR: past the usable end
+      .request(VIRTIO_MEM_REQ_STATE, 0, 4 + 6 * 3)  // MIXED
+      .request(VIRTIO_MEM_REQ_PLUG, 2, 4 + 6 * 7)   // NACK: past requested_size
+      .request(VIRTIO_MEM_REQ_PLUG, 4, one, true)   // BUSY: populate refused
+      .request(VIRTIO_MEM_REQ_UNPLUG, 0, one)   // ACK
+      .request(VIRTIO_MEM_REQ_UNPLUG, 0, zero)  // ERROR: nb_blocks 0
+      .request(VIRTIO_MEM_REQ_PLUG, -1, one)    // ERROR: below the region
+      .resize(24)
+      .busy(true)
+      .request(VIRTIO_MEM_REQ_PLUG, 10, one)    // BUSY
+      .request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, one)
+      .reset(0)                                 // skipped: busy with a block plugged
+      .busy(false)
+      .migrate()
+      .sweep()
+      .reset(2)
+      .reset(1)
+      .request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, one)
+      .resize(0)
+      .reset(0)
+      .sweep()
+      .bytes();
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
@@ -119,6 +196,14 @@ int main(int argc, char** argv) {
         virtqueue_input(
             {{0x20, 0x0000, 0, VIRTQ_DESC_F_NEXT, 1}, {0x40, 0x0020, 0, VIRTQ_DESC_F_WRITE, 0}},
             request(9, 1)));
+  // ops: operation sequences in fuzz/ops.cc's encoding that reach every request verdict, the
+  // host actions, a refused populate and a migration, in each profile and on a 1 TiB region.
+  const std::filesystem::path ops = std::filesystem::path(argv[1]) / "ops";
+  for (auto [name, setup] : {std::pair{"everything-spec", 0}, std::pair{"everything-qemu", 1},
+                             std::pair{"everything-qemu-7.2", 2},
+                             std::pair{"everything-spec-1TiB", 12}}) {
+    write(ops, name, ops_scenario(static_cast<uint8_t>(setup)));
+  }
   // driver: each check against the reference, recorded as the answers fuzz/driver.cc replays
   // (ScriptedDevice), behind both transports. A seed is a well-behaved device; its mutations
   // are hostile ones near the real paths.

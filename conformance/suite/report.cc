@@ -47,7 +47,7 @@ std::string totals(const Report& r) {
 std::string format_text(const Report& r, bool verbose) {
   std::string out = fmt::format("\nCompliance matrix: {} (virtio {})\n", r.target, r.spec_version);
   for (const RequirementResult& q : r.requirements) {
-    const Requirement& req = *q.requirement;
+    const Requirement& req = q.requirement;
     if (!verbose && q.outcome == Outcome::Skip && req.checkable != "yes" &&
         req.checkable != "host-control" && req.checkable != "partial") {
       continue;  // driver obligations and unobservable statements: listed with --verbose
@@ -86,9 +86,9 @@ nlohmann::json to_json(const Report& r) {
   j["requirements"] = nlohmann::json::array();
   for (const RequirementResult& q : r.requirements) {
     nlohmann::json e;
-    e["id"] = q.requirement->id;
-    e["level"] = q.requirement->level;
-    e["section"] = q.requirement->section;
+    e["id"] = q.requirement.id;
+    e["level"] = q.requirement.level;
+    e["section"] = q.requirement.section;
     e["outcome"] = to_string(q.outcome);
     e["evidence"] = q.evidence;
     e["checks"] = q.checks;
@@ -123,7 +123,7 @@ std::string to_junit(const Report& r) {
       xml_escape(r.target), r.requirements.size(), get(Outcome::Fail), get(Outcome::Skip),
       r.seconds);
   for (const RequirementResult& q : r.requirements) {
-    const Requirement& req = *q.requirement;
+    const Requirement& req = q.requirement;
     out += fmt::format("    <testcase classname=\"{}\" name=\"{} ({})\">", xml_escape(req.section),
                        xml_escape(req.id), xml_escape(req.level));
     switch (q.outcome) {
@@ -157,7 +157,7 @@ nlohmann::ordered_json to_baseline(const Report& r) {
   for (const RequirementResult& q : r.requirements) {
     nlohmann::ordered_json e = {{"outcome", to_string(q.outcome)}};
     if (q.outcome != Outcome::Pass) e["evidence"] = q.evidence;
-    j["requirements"][q.requirement->id] = e;
+    j["requirements"][q.requirement.id] = e;
   }
   return j;
 }
@@ -173,7 +173,7 @@ Result<std::vector<std::string>> compare_with_baseline(const Report& r,
   std::vector<std::string> drift;
   const auto& want = baseline["requirements"];
   for (const RequirementResult& q : r.requirements) {
-    const std::string& id = q.requirement->id;
+    const std::string& id = q.requirement.id;
     if (!want.contains(id)) {
       drift.push_back(fmt::format("{}: {} now, not in the baseline", id, to_string(q.outcome)));
       continue;

@@ -89,7 +89,7 @@ std::size_t Report::violations() const {
 
 const RequirementResult* Report::find(std::string_view id) const {
   for (const RequirementResult& r : requirements) {
-    if (r.requirement->id == id) return &r;
+    if (r.requirement.id == id) return &r;
   }
   return nullptr;
 }
@@ -126,7 +126,7 @@ Report run_suite(Target& target, const Catalog& catalog, const std::vector<Check
     ran.insert(c->covers.begin(), c->covers.end());
   for (const Requirement& req : catalog.requirements) {
     RequirementResult r;
-    r.requirement = &req;
+    r.requirement = req;
     if (!in_version(req, options.spec_version)) {
       r.evidence = fmt::format("not a requirement of virtio {}", options.spec_version);
       report.requirements.push_back(std::move(r));

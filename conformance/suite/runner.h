@@ -39,7 +39,7 @@ struct CheckResult {
 };
 
 struct RequirementResult {
-  const Requirement* requirement = nullptr;
+  Requirement requirement;  // a copy: a report outlives the catalog it came from
   Outcome outcome = Outcome::Skip;
   std::string evidence;             // of the deciding verdict (or why SKIP)
   std::vector<std::string> checks;  // the checks that judged it

@@ -74,8 +74,8 @@ void expect_same_verdicts(const Report& direct, const Report& adapter) {
   for (std::size_t i = 0; i < direct.requirements.size(); ++i) {
     const auto& a = direct.requirements[i];
     const auto& b = adapter.requirements[i];
-    EXPECT_EQ(a.outcome, b.outcome) << a.requirement->id << ": " << b.evidence;
-    EXPECT_EQ(a.evidence, b.evidence) << a.requirement->id;
+    EXPECT_EQ(a.outcome, b.outcome) << a.requirement.id << ": " << b.evidence;
+    EXPECT_EQ(a.evidence, b.evidence) << a.requirement.id;
   }
   for (const CheckResult& c : adapter.checks)
     EXPECT_TRUE(c.stopped.empty()) << c.name << ": " << c.stopped;

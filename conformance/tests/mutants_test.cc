@@ -49,7 +49,7 @@ TEST_P(FaultTest, TheSuiteNamesTheExpectedRequirement) {
 
   std::set<std::string> broken;
   for (const RequirementResult& q : r.requirements) {
-    if (q.outcome == Outcome::Fail || q.outcome == Outcome::Warn) broken.insert(q.requirement->id);
+    if (q.outcome == Outcome::Fail || q.outcome == Outcome::Warn) broken.insert(q.requirement.id);
   }
   if (kUnobservable.count(std::string(f.name))) {
     // If the suite starts seeing it, move it out of the list.

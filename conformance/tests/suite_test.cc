@@ -42,7 +42,7 @@ std::string summary(const Report& r) {
   std::string out;
   for (const RequirementResult& q : r.requirements) {
     if (q.outcome == Outcome::Fail || q.outcome == Outcome::Warn)
-      out += q.requirement->id + " " + to_string(q.outcome) + ": " + q.evidence + "\n";
+      out += q.requirement.id + " " + to_string(q.outcome) + ": " + q.evidence + "\n";
   }
   for (const CheckResult& c : r.checks) {
     for (const std::string& v : c.violations)
@@ -87,8 +87,8 @@ TEST(SpecProfileTest, EveryCheckableRequirementIsJudged) {
   for (Transport t : {Transport::Pci, Transport::Mmio}) {
     const Report r = run_reference(t, Profile::Spec);
     for (const RequirementResult& q : r.requirements) {
-      if (checkable(*q.requirement) && q.requirement->id != "DEV-12") {
-        EXPECT_NE(q.outcome, Outcome::Skip) << q.requirement->id << ": " << q.evidence;
+      if (checkable(q.requirement) && q.requirement.id != "DEV-12") {
+        EXPECT_NE(q.outcome, Outcome::Skip) << q.requirement.id << ": " << q.evidence;
       }
     }
   }
@@ -143,7 +143,7 @@ void expect_differences(Profile p, const std::map<std::string, Difference>& want
   for (std::size_t i = 0; i < spec.requirements.size(); ++i) {
     const RequirementResult& a = spec.requirements[i];
     const RequirementResult& b = other.requirements[i];
-    const std::string& id = a.requirement->id;
+    const std::string& id = a.requirement.id;
     if (a.outcome == b.outcome && a.evidence == b.evidence) continue;
     seen.insert(id);
     auto it = want.find(id);

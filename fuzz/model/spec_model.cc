@@ -155,12 +155,11 @@ bool SpecModel::set_requested_size(uint64_t size) {
   return true;
 }
 
-// "System reset unplugs everything and recomputes the usable region (DEV-22), except in a busy
-// window, where QEMU skips it and so do we." (same in every profile)
+// "System reset is ... an UNPLUG_ALL without a guest ... unless UNPLUG_ALL would answer BUSY
+// (row 2), in which case nothing changes at all" (docs/profiles.md, same in every profile).
 void SpecModel::system_reset() {
   device_reset();
-  if (busy_) return;
-  unplug_everything_and_resize();
+  (void)unplug_all();
 }
 
 // "Device reset keeps every block and its contents (DEV-13/14)." DEV-2 keeps the constant

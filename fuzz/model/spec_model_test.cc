@@ -380,7 +380,7 @@ TEST(SpecModelTest, SystemResetUnplugsEverythingAndRecomputesTheUsableRegion) {
   }
 }
 
-TEST(SpecModelTest, SystemResetInABusyWindowChangesNothing) {
+TEST(SpecModelTest, SystemResetInABusyWindowWithBlocksPluggedChangesNothing) {
   for (const Profile p : kProfiles) {
     SCOPED_TRACE(name(p));
     SpecModel m = make(p, 16);
@@ -392,12 +392,13 @@ TEST(SpecModelTest, SystemResetInABusyWindowChangesNothing) {
     EXPECT_EQ(m.config(), before);
     EXPECT_EQ(state(m, 10, 6), kStatePlugged);
     EXPECT_TRUE(m.busy());
-    // The same in a busy window with nothing plugged: the usable region stays too.
+    // With nothing plugged, only qemu-7.2's UNPLUG_ALL is BUSY (row 2): spec and qemu still
+    // recompute the usable region.
     SpecModel empty = make(p, 16);
     ASSERT_TRUE(empty.set_requested_size(0));
     empty.set_busy(true);
     empty.system_reset();
-    EXPECT_EQ(empty.config().usable_region_size, 20 * kBs);
+    EXPECT_EQ(empty.config().usable_region_size, p == Profile::Qemu72 ? 20 * kBs : 0);
   }
 }
 
@@ -592,6 +593,7 @@ TEST(SpecModelTest, RandomSequencesAgreeWithANaivePerBlockShadow) {
           switch (pick(30)) {
             case 0:
               m.system_reset();
+              // In a busy window it stops, or (spec, qemu) has nothing to unplug.
               if (!m.busy()) shadow.assign(nblocks, false);
               break;
             case 1:
