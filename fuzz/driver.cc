@@ -25,7 +25,8 @@ using namespace vmem::conformance;
 const Catalog& catalog() {
   static const Catalog c = [] {
     auto parsed = embedded_catalog();
-    if (!parsed.has_value()) vmem::fuzz::oracle_failure("driver", "catalog", parsed.error().message);
+    if (!parsed.has_value())
+      vmem::fuzz::oracle_failure("driver", "catalog", parsed.error().message);
     return *parsed;
   }();
   return c;

@@ -114,7 +114,8 @@ void compare(VirtioMemDevice& d, const model::SpecModel& m, InvariantChecker& ch
              " requested " + std::to_string(e.requested_size));
   }
   const auto v = checker.check_incremental();
-  if (!v.empty()) fail("invariant violated", std::string("after ") + after + ": " + to_string(v[0]));
+  if (!v.empty())
+    fail("invariant violated", std::string("after ") + after + ": " + to_string(v[0]));
 }
 
 // An address near one of the edges that matter, or anywhere.
@@ -123,14 +124,29 @@ uint64_t pick_addr(Input& in, const WireConfig& c) {
   const auto blocks = static_cast<int16_t>(in.take<uint16_t>() % 64) - 32;
   uint64_t base = 0;
   switch (sel % 8) {
-    case 0: base = c.addr; break;
-    case 1: base = c.addr + c.usable_region_size; break;
-    case 2: base = c.addr + c.requested_size; break;
-    case 3: base = c.addr + c.region_size; break;
-    case 4: base = 0 - c.block_size; break;
-    case 5: base = c.addr + (in.take<uint32_t>() % (c.region_size / c.block_size + 1)) * c.block_size; break;
-    case 6: return in.take<uint64_t>();
-    case 7: base = c.addr + c.plugged_size; break;
+    case 0:
+      base = c.addr;
+      break;
+    case 1:
+      base = c.addr + c.usable_region_size;
+      break;
+    case 2:
+      base = c.addr + c.requested_size;
+      break;
+    case 3:
+      base = c.addr + c.region_size;
+      break;
+    case 4:
+      base = 0 - c.block_size;
+      break;
+    case 5:
+      base = c.addr + (in.take<uint32_t>() % (c.region_size / c.block_size + 1)) * c.block_size;
+      break;
+    case 6:
+      return in.take<uint64_t>();
+    case 7:
+      base = c.addr + c.plugged_size;
+      break;
   }
   uint64_t addr = base + static_cast<uint64_t>(static_cast<int64_t>(blocks)) * c.block_size;
   if (sel & 0x80) addr += in.take<uint16_t>() % c.block_size;  // misaligned now and then
@@ -140,12 +156,18 @@ uint64_t pick_addr(Input& in, const WireConfig& c) {
 uint16_t pick_nb(Input& in) {
   const uint8_t sel = in.take<uint8_t>();
   switch (sel % 6) {
-    case 0: return 1;
-    case 1: return 2;
-    case 2: return 0;
-    case 3: return 0xffff;
-    case 4: return static_cast<uint16_t>(1 + sel / 6);
-    default: return in.take<uint16_t>();
+    case 0:
+      return 1;
+    case 1:
+      return 2;
+    case 2:
+      return 0;
+    case 3:
+      return 0xffff;
+    case 4:
+      return static_cast<uint16_t>(1 + sel / 6);
+    default:
+      return in.take<uint16_t>();
   }
 }
 
@@ -205,8 +227,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             (want.type == VIRTIO_MEM_RESP_ACK && r.type == VIRTIO_MEM_REQ_STATE &&
              static_cast<uint16_t>(got.state) != want.state)) {
           fail("verdict differs from the model",
-               std::string(request_type_name(r.type)) + ": device " + to_string(got.type) +
-                   "/" + to_string(got.state) + ", model " + std::to_string(want.type) + "/" +
+               std::string(request_type_name(r.type)) + ": device " + to_string(got.type) + "/" +
+                   to_string(got.state) + ", model " + std::to_string(want.type) + "/" +
                    std::to_string(want.state));
         }
         compare(rig.device(), m, *rig.checker, "a request");
@@ -218,7 +240,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const bool accepted = rig.device().set_requested_size(size).has_value();
         if (accepted != m.set_requested_size(size))
           fail("resize accepted by one side only", std::to_string(size));
-        if (verbose()) std::fprintf(stderr, "ops: resize %#llx -> %d\n", (unsigned long long)size, accepted);
+        if (verbose())
+          std::fprintf(stderr, "ops: resize %#llx -> %d\n", (unsigned long long)size, accepted);
         compare(rig.device(), m, *rig.checker, "a resize");
         break;
       }
@@ -259,7 +282,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         auto dest = Machine::create(fresh, BackingKind::Null);
         if (!dest.has_value()) fail("cannot build the destination", dest.error().message);
         const bool loaded = (*dest)->device->load(stream).has_value();
-        if (verbose()) std::fprintf(stderr, "ops: migrate%s -> %s\n", corrupt ? " (corrupted)" : "", loaded ? "loaded" : "rejected");
+        if (verbose())
+          std::fprintf(stderr, "ops: migrate%s -> %s\n", corrupt ? " (corrupted)" : "",
+                       loaded ? "loaded" : "rejected");
         if (!corrupt) {
           if (!loaded) fail("an intact migration stream was rejected");
           rig.adopt(std::move(*dest));
@@ -279,10 +304,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const uint64_t blocks = c.usable_region_size / c.block_size;
         for (uint64_t b = 0; b < blocks && b < 4 * 0xffffULL; b += 0xffff) {
           const auto n = static_cast<uint16_t>(std::min<uint64_t>(0xffff, blocks - b));
-          const Response got = rig.device().process(
-              {VIRTIO_MEM_REQ_STATE, {}, c.addr + b * c.block_size, n, {}});
-          const model::Answer want =
-              m.request(VIRTIO_MEM_REQ_STATE, c.addr + b * c.block_size, n);
+          const Response got =
+              rig.device().process({VIRTIO_MEM_REQ_STATE, {}, c.addr + b * c.block_size, n, {}});
+          const model::Answer want = m.request(VIRTIO_MEM_REQ_STATE, c.addr + b * c.block_size, n);
           if (static_cast<uint16_t>(got.type) != want.type ||
               (want.type == VIRTIO_MEM_RESP_ACK && static_cast<uint16_t>(got.state) != want.state))
             fail("a STATE sweep differs from the model");

@@ -127,20 +127,20 @@ class OpsInput {
 std::vector<uint8_t> ops_scenario(uint8_t setup) {
   constexpr uint8_t one = 0, two = 1, zero = 2, max = 3;
   return OpsInput(setup, 8)
-      .request(VIRTIO_MEM_REQ_PLUG, 0, two)     // ACK
-      .request(VIRTIO_MEM_REQ_PLUG, 1, two)     // ERROR: block 1 is plugged
-      .request(VIRTIO_MEM_REQ_STATE, 0, max)    // ERROR: past the usable end
+      .request(VIRTIO_MEM_REQ_PLUG, 0, two)         // ACK
+      .request(VIRTIO_MEM_REQ_PLUG, 1, two)         // ERROR: block 1 is plugged
+      .request(VIRTIO_MEM_REQ_STATE, 0, max)        // ERROR: past the usable end
       .request(VIRTIO_MEM_REQ_STATE, 0, 4 + 6 * 3)  // MIXED
       .request(VIRTIO_MEM_REQ_PLUG, 2, 4 + 6 * 7)   // NACK: past requested_size
       .request(VIRTIO_MEM_REQ_PLUG, 4, one, true)   // BUSY: populate refused
-      .request(VIRTIO_MEM_REQ_UNPLUG, 0, one)   // ACK
-      .request(VIRTIO_MEM_REQ_UNPLUG, 0, zero)  // ERROR: nb_blocks 0
-      .request(VIRTIO_MEM_REQ_PLUG, -1, one)    // ERROR: below the region
+      .request(VIRTIO_MEM_REQ_UNPLUG, 0, one)       // ACK
+      .request(VIRTIO_MEM_REQ_UNPLUG, 0, zero)      // ERROR: nb_blocks 0
+      .request(VIRTIO_MEM_REQ_PLUG, -1, one)        // ERROR: below the region
       .resize(24)
       .busy(true)
-      .request(VIRTIO_MEM_REQ_PLUG, 10, one)    // BUSY
+      .request(VIRTIO_MEM_REQ_PLUG, 10, one)  // BUSY
       .request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, one)
-      .reset(0)                                 // skipped: busy with a block plugged
+      .reset(0)  // skipped: busy with a block plugged
       .busy(false)
       .migrate()
       .sweep()
@@ -199,9 +199,9 @@ int main(int argc, char** argv) {
   // ops: operation sequences in fuzz/ops.cc's encoding that reach every request verdict, the
   // host actions, a refused populate and a migration, in each profile and on a 1 TiB region.
   const std::filesystem::path ops = std::filesystem::path(argv[1]) / "ops";
-  for (auto [name, setup] : {std::pair{"everything-spec", 0}, std::pair{"everything-qemu", 1},
-                             std::pair{"everything-qemu-7.2", 2},
-                             std::pair{"everything-spec-1TiB", 12}}) {
+  for (auto [name, setup] :
+       {std::pair{"everything-spec", 0}, std::pair{"everything-qemu", 1},
+        std::pair{"everything-qemu-7.2", 2}, std::pair{"everything-spec-1TiB", 12}}) {
     write(ops, name, ops_scenario(static_cast<uint8_t>(setup)));
   }
   // driver: each check against the reference, recorded as the answers fuzz/driver.cc replays
