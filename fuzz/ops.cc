@@ -235,13 +235,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       case 3: {  // host resize, aligned mostly
-        uint64_t size = (in.take<uint32_t>() % (g.region_size / g.block_size + 2)) * g.block_size;
-        if (op & 0x80) size += in.take<uint16_t>();
-        const bool accepted = rig.device().set_requested_size(size).has_value();
-        if (accepted != m.set_requested_size(size))
-          fail("resize accepted by one side only", std::to_string(size));
+        uint64_t target = (in.take<uint32_t>() % (g.region_size / g.block_size + 2)) * g.block_size;
+        if (op & 0x80) target += in.take<uint16_t>();
+        const bool accepted = rig.device().set_requested_size(target).has_value();
+        if (accepted != m.set_requested_size(target))
+          fail("resize accepted by one side only", std::to_string(target));
         if (verbose())
-          std::fprintf(stderr, "ops: resize %#llx -> %d\n", (unsigned long long)size, accepted);
+          std::fprintf(stderr, "ops: resize %#llx -> %d\n", (unsigned long long)target, accepted);
         compare(rig.device(), m, *rig.checker, "a resize");
         break;
       }
@@ -272,6 +272,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       case 6: {  // migration: save, maybe corrupt, load into a fresh device
+        // Not on the 1 TiB region: its 64 KiB bitmap, traced compare by compare, would slow the
+        // whole target down a hundredfold (migration_stream covers the loader on its own).
+        if (g.region_size / g.block_size > (1U << 18)) break;
         std::vector<uint8_t> stream = rig.device().save();
         const bool corrupt = (op & 8) != 0 && !stream.empty();
         if (corrupt) {

@@ -23,6 +23,13 @@ class ByteWriter {
     out_.insert(out_.end(), b, b + sizeof(T));
   }
   void put_bytes(std::span<const uint8_t> b) { out_.insert(out_.end(), b.begin(), b.end()); }
+  // Many words at once (a bitmap): one resize instead of one insert per word.
+  void put_words(std::span<const uint64_t> words) {
+    const std::size_t at = out_.size();
+    out_.resize(at + 8 * words.size());
+    for (std::size_t i = 0; i < words.size(); ++i)
+      store_le(out_.data() + at + 8 * i, words[i]);
+  }
   std::vector<uint8_t> take() { return std::move(out_); }
 
  private:
@@ -49,6 +56,17 @@ class ByteReader {
     if (!b.has_value()) return unexpected(b.error());
     if (*b > 1) return unexpected(Error{fmt::format("field '{}' is {}, not 0 or 1", field, *b)});
     return *b == 1;
+  }
+  // Fills `out` with consecutive words, or fails (reading nothing) if the stream is too short.
+  Status get_words(std::span<uint64_t> out, std::string_view field) {
+    if ((in_.size() - pos_) / 8 < out.size()) {
+      return unexpected(
+          Error{fmt::format("stream truncated at byte {} in field '{}'", pos_, field)});
+    }
+    for (std::size_t i = 0; i < out.size(); ++i)
+      out[i] = load_le<uint64_t>(in_.data() + pos_ + 8 * i);
+    pos_ += 8 * out.size();
+    return ok();
   }
   std::size_t remaining() const { return in_.size() - pos_; }
   std::size_t position() const { return pos_; }

@@ -106,8 +106,7 @@ Result<Loaded> parse(std::span<const uint8_t> stream) {
         Error{fmt::format("bitmap of {} words but only {} bytes left", nwords, r.remaining())});
   }
   l.words.resize(nwords);
-  for (auto& w : l.words)
-    VMEM_GET(r, w, "bitmap");
+  VMEM_TRY(r.get_words(l.words, "bitmap"));
   if (r.remaining() != 0) {
     return unexpected(Error{fmt::format("{} unexpected bytes after the bitmap", r.remaining())});
   }
@@ -162,8 +161,7 @@ std::vector<uint8_t> VirtioMemDevice::save() const {
     w.put(static_cast<uint8_t>(q.signalled_used_valid));
   }
   w.put(static_cast<uint64_t>(bitmap_.words().size()));
-  for (uint64_t word : bitmap_.words())
-    w.put(word);
+  w.put_words(bitmap_.words());
   return w.take();
 }
 
