@@ -170,43 +170,41 @@ Result<MachineLayout> AdapterTarget::start(const DeviceSetup& s) {
   return l;
 }
 
-#define VMEM_USABLE() VMEM_TRY(usable())
-
 Result<uint32_t> AdapterTarget::io_read(uint16_t port, unsigned size) {
-  VMEM_USABLE();
+  VMEM_TRY(usable());
   return bus_->io_read(port, size);
 }
 Status AdapterTarget::io_write(uint16_t port, unsigned size, uint32_t value) {
-  VMEM_USABLE();
+  VMEM_TRY(usable());
   return bus_->io_write(port, size, value);
 }
 Result<uint64_t> AdapterTarget::mmio_read(uint64_t gpa, unsigned size) {
-  VMEM_USABLE();
+  VMEM_TRY(usable());
   return bus_->mmio_read(gpa, size);
 }
 Status AdapterTarget::mmio_write(uint64_t gpa, unsigned size, uint64_t value) {
-  VMEM_USABLE();
+  VMEM_TRY(usable());
   return bus_->mmio_write(gpa, size, value);
 }
 Status AdapterTarget::mem_read(uint64_t gpa, std::span<uint8_t> out) {
-  VMEM_USABLE();
+  VMEM_TRY(usable());
   return bus_->mem_read(gpa, out);
 }
 Status AdapterTarget::mem_write(uint64_t gpa, std::span<const uint8_t> in) {
-  VMEM_USABLE();
+  VMEM_TRY(usable());
   return bus_->mem_write(gpa, in);
 }
 Status AdapterTarget::mem_fill(uint64_t gpa, uint64_t len, uint8_t byte) {
-  VMEM_USABLE();
+  VMEM_TRY(usable());
   return bus_->mem_fill(gpa, len, byte);
 }
 Result<bool> AdapterTarget::interrupt_asserted(unsigned index) {
-  VMEM_USABLE();
+  VMEM_TRY(usable());
   return bus_->irq_level_now(index);
 }
 
 Status AdapterTarget::host(const std::string& line) {
-  VMEM_USABLE();
+  VMEM_TRY(usable());
   VMEM_ASSIGN_OR_RETURN(std::string reply, channel_->call(line));
   if (reply != "OK") return unexpected(Error{fmt::format("{}: {}", line, reply)});
   return ok();

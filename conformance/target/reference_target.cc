@@ -46,9 +46,8 @@ std::string ReferenceTarget::name() const {
   return n;
 }
 
-bool ReferenceTarget::has(Capability c) const {
+bool ReferenceTarget::has(Capability) const {
   // The reference offers everything; UNPLUGGED_INACCESSIBLE can be forced on in every profile.
-  (void)c;
   return true;
 }
 
@@ -106,24 +105,24 @@ VirtioMemDevice* ReferenceTarget::device(unsigned i) {
   return machine_->devices[i].get();
 }
 
-#define VMEM_NEED_MACHINE()                                        \
-  do {                                                             \
-    if (!machine_) return unexpected(Error{"no machine started"}); \
-  } while (0)
+Status ReferenceTarget::running() const {
+  if (!machine_) return unexpected(Error{"no machine started"});
+  return ok();
+}
 
 Result<uint32_t> ReferenceTarget::io_read(uint16_t port, unsigned size) {
-  VMEM_NEED_MACHINE();
+  VMEM_TRY(running());
   return machine_->pci.io_read(port, size);
 }
 
 Status ReferenceTarget::io_write(uint16_t port, unsigned size, uint32_t value) {
-  VMEM_NEED_MACHINE();
+  VMEM_TRY(running());
   machine_->pci.io_write(port, size, value);
   return ok();
 }
 
 Result<uint64_t> ReferenceTarget::mmio_read(uint64_t gpa, unsigned size) {
-  VMEM_NEED_MACHINE();
+  VMEM_TRY(running());
   if (options_.transport == Transport::Pci) {
     if (auto v = machine_->pci.mmio_read(gpa, size)) return *v;
   } else {
@@ -138,7 +137,7 @@ Result<uint64_t> ReferenceTarget::mmio_read(uint64_t gpa, unsigned size) {
 }
 
 Status ReferenceTarget::mmio_write(uint64_t gpa, unsigned size, uint64_t value) {
-  VMEM_NEED_MACHINE();
+  VMEM_TRY(running());
   if (options_.transport == Transport::Pci) {
     (void)machine_->pci.mmio_write(gpa, size, value);
   } else {
@@ -154,17 +153,17 @@ Status ReferenceTarget::mmio_write(uint64_t gpa, unsigned size, uint64_t value) 
 }
 
 Status ReferenceTarget::mem_read(uint64_t gpa, std::span<uint8_t> out) {
-  VMEM_NEED_MACHINE();
+  VMEM_TRY(running());
   return from(machine_->mem.read(gpa, out), gpa);
 }
 
 Status ReferenceTarget::mem_write(uint64_t gpa, std::span<const uint8_t> in) {
-  VMEM_NEED_MACHINE();
+  VMEM_TRY(running());
   return from(machine_->mem.write(gpa, in), gpa);
 }
 
 Status ReferenceTarget::mem_fill(uint64_t gpa, uint64_t len, uint8_t byte) {
-  VMEM_NEED_MACHINE();
+  VMEM_TRY(running());
   constexpr uint64_t kChunk = 1ULL << 20;
   std::vector<uint8_t> chunk(std::min(len, kChunk), byte);
   for (uint64_t done = 0; done < len; done += kChunk) {
@@ -175,14 +174,14 @@ Status ReferenceTarget::mem_fill(uint64_t gpa, uint64_t len, uint8_t byte) {
 }
 
 Result<bool> ReferenceTarget::interrupt_asserted(unsigned index) {
-  VMEM_NEED_MACHINE();
+  VMEM_TRY(running());
   if (index >= machine_->devices.size()) return unexpected(Error{"no such device"});
   if (options_.transport == Transport::Pci) return machine_->pci_functions[index]->intx_asserted();
   return machine_->mmio_functions[index]->interrupt_asserted();
 }
 
 Status ReferenceTarget::set_requested_size(unsigned index, uint64_t size) {
-  VMEM_NEED_MACHINE();
+  VMEM_TRY(running());
   if (index >= machine_->devices.size()) return unexpected(Error{"no such device"});
   VMEM_TRY(machine_->devices[index]->set_requested_size(size));
   check_invariants();
@@ -190,7 +189,7 @@ Status ReferenceTarget::set_requested_size(unsigned index, uint64_t size) {
 }
 
 Status ReferenceTarget::system_reset() {
-  VMEM_NEED_MACHINE();
+  VMEM_TRY(running());
   for (auto& d : machine_->devices)
     d->system_reset();
   // As on a real machine, the reset also clears every PCI function (BARs, command register).
@@ -202,14 +201,14 @@ Status ReferenceTarget::system_reset() {
 }
 
 Status ReferenceTarget::set_busy(bool busy) {
-  VMEM_NEED_MACHINE();
+  VMEM_TRY(running());
   for (auto& d : machine_->devices)
     d->set_busy(busy);
   return ok();
 }
 
 Status ReferenceTarget::suspend_resume() {
-  VMEM_NEED_MACHINE();
+  VMEM_TRY(running());
   for (auto& d : machine_->devices)
     d->wakeup_reset();
   check_invariants();

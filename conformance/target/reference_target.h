@@ -61,6 +61,7 @@ class ReferenceTarget final : public Target {
 
  private:
   struct Machine;
+  Status running() const;  // an error until start() built a machine
   void check_invariants();
 
   ReferenceTargetOptions options_;

@@ -31,10 +31,10 @@ const char* to_string(Transport t) {
 }
 
 std::string describe(const DeviceSetup& s) {
-  return fmt::format("{} x region {:#x}, block {:#x}, requested {:#x}{}{}{}", s.devices,
+  return fmt::format("{} x region {:#x}, block {:#x}, requested {:#x}{}{}", s.devices,
                      s.region_size, s.block_size, s.requested_size,
                      s.acpi_pxm ? fmt::format(", node {}", s.node_id) : "",
-                     s.unplugged_inaccessible ? ", unplugged-inaccessible" : "", "");
+                     s.unplugged_inaccessible ? ", unplugged-inaccessible" : "");
 }
 
 }  // namespace vmem::conformance
