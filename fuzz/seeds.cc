@@ -153,6 +153,45 @@ std::vector<uint8_t> ops_scenario(uint8_t setup) {
       .bytes();
 }
 
+// fuzz/transport.cc's encoding: a transport byte (0 PCI, 1 MMIO), then accesses: an op byte
+// (kind in bits 0-2: 0 read, 2 write; width 1 << bits 3-4), an index into the target's list of
+// driver registers, and for a write the value in `width` bytes.
+class TransportInput {
+ public:
+  explicit TransportInput(bool mmio) { bytes_ = {static_cast<uint8_t>(mmio ? 1 : 0)}; }
+  TransportInput& write(uint8_t reg, unsigned width, uint64_t value) {
+    bytes_.push_back(static_cast<uint8_t>(2 | (width == 1   ? 0
+                                               : width == 2 ? 1
+                                               : width == 4 ? 2
+                                                            : 3)
+                                                  << 3));
+    bytes_.push_back(reg);
+    for (unsigned i = 0; i < width; ++i)
+      bytes_.push_back(static_cast<uint8_t>(value >> (8 * i)));
+    return *this;
+  }
+  TransportInput& read(uint8_t reg, unsigned width) {
+    bytes_.push_back(static_cast<uint8_t>((width == 1   ? 0
+                                           : width == 2 ? 1
+                                           : width == 4 ? 2
+                                                        : 3)
+                                          << 3));
+    bytes_.push_back(reg);
+    return *this;
+  }
+  TransportInput& resize(uint16_t blocks) {
+    bytes_.push_back(6);
+    bytes_.push_back(0);
+    bytes_.push_back(static_cast<uint8_t>(blocks));
+    bytes_.push_back(static_cast<uint8_t>(blocks >> 8));
+    return *this;
+  }
+  std::vector<uint8_t> bytes() const { return bytes_; }
+
+ private:
+  std::vector<uint8_t> bytes_;
+};
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
@@ -204,6 +243,57 @@ int main(int argc, char** argv) {
         std::pair{"everything-qemu-7.2", 2}, std::pair{"everything-spec-1TiB", 12}}) {
     write(ops, name, ops_scenario(static_cast<uint8_t>(setup)));
   }
+  // transport: the generic initialization over each transport, a queue, a notification with
+  // empty rings, an interrupt acknowledged, a resize. Register numbers index the target's lists.
+  const std::filesystem::path tr = std::filesystem::path(argv[1]) / "transport";
+  write(tr, "pci-initialize",
+        TransportInput(false)
+            .write(4, 1, 0x01)
+            .write(4, 1, 0x03)  // device_status
+            .write(2, 4, 0)
+            .write(3, 4, 2)  // UNPLUGGED_INACCESSIBLE (offered)
+            .write(2, 4, 1)
+            .write(3, 4, 1)  // VERSION_1
+            .write(4, 1, 0x0b)
+            .read(4, 1)  // FEATURES_OK
+            .write(6, 2, 0)
+            .write(7, 2, 64)  // queue 0, 64 entries
+            .write(9, 4, 0x100000)
+            .write(10, 4, 0x100400)
+            .write(11, 4, 0x100800)
+            .write(8, 2, 1)
+            .write(4, 1, 0x0f)  // enable, DRIVER_OK
+            .write(15, 2, 0)
+            .read(12, 1)  // notify, ISR
+            .resize(64)
+            .read(12, 1)
+            .read(5, 1)         // config change, generation
+            .write(4, 1, 0x00)  // reset
+            .bytes());
+  write(tr, "mmio-initialize",
+        TransportInput(true)
+            .write(10, 4, 0x01)
+            .write(10, 4, 0x03)  // Status
+            .write(3, 4, 0)
+            .write(2, 4, 2)  // UNPLUGGED_INACCESSIBLE (offered)
+            .write(3, 4, 1)
+            .write(2, 4, 1)  // VERSION_1
+            .write(10, 4, 0x0b)
+            .read(10, 4)
+            .write(4, 4, 0)
+            .write(5, 4, 64)  // QueueSel, QueueNum
+            .write(11, 4, 0x100000)
+            .write(12, 4, 0x100400)
+            .write(13, 4, 0x100800)
+            .write(6, 4, 1)
+            .write(10, 4, 0x0f)  // QueueReady, DRIVER_OK
+            .write(7, 4, 0)
+            .read(8, 4)
+            .write(9, 4, 3)  // notify, InterruptStatus, ACK
+            .resize(64)
+            .read(14, 4)
+            .write(10, 4, 0x00)
+            .bytes());
   // driver: each check against the reference, recorded as the answers fuzz/driver.cc replays
   // (ScriptedDevice), behind both transports. A seed is a well-behaved device; its mutations
   // are hostile ones near the real paths.
