@@ -34,24 +34,6 @@ bool verbose() {
   return v;
 }
 
-// Bytes from the input, zero once it is used up (so every input decodes to something).
-class Input {
- public:
-  Input(const uint8_t* p, size_t n) : p_(p), end_(p + n) {}
-  bool empty() const { return p_ >= end_; }
-  template <class T>
-  T take() {
-    T v = 0;
-    for (size_t i = 0; i < sizeof(T) && p_ < end_; ++i)
-      v |= static_cast<T>(static_cast<T>(*p_++) << (8 * i));
-    return v;
-  }
-
- private:
-  const uint8_t* p_;
-  const uint8_t* end_;
-};
-
 // Refuses the next populate when told to, as a VFIO mapping failure would.
 class RefusingHooks final : public DiscardHooks {
  public:
@@ -119,7 +101,7 @@ void compare(VirtioMemDevice& d, const model::SpecModel& m, InvariantChecker& ch
 }
 
 // An address near one of the edges that matter, or anywhere.
-uint64_t pick_addr(Input& in, const WireConfig& c) {
+uint64_t pick_addr(fuzz::InputBytes& in, const WireConfig& c) {
   const uint8_t sel = in.take<uint8_t>();
   const auto blocks = static_cast<int16_t>(in.take<uint16_t>() % 64) - 32;
   uint64_t base = 0;
@@ -153,7 +135,7 @@ uint64_t pick_addr(Input& in, const WireConfig& c) {
   return addr;
 }
 
-uint16_t pick_nb(Input& in) {
+uint16_t pick_nb(fuzz::InputBytes& in) {
   const uint8_t sel = in.take<uint8_t>();
   switch (sel % 6) {
     case 0:
@@ -174,7 +156,7 @@ uint16_t pick_nb(Input& in) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  Input in(data, size);
+  fuzz::InputBytes in(data, size);
   const uint8_t setup = in.take<uint8_t>();
   const size_t p = setup % 3;
   const Geometry& g = kGeometries[(setup / 3) % std::size(kGeometries)];

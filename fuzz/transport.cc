@@ -30,22 +30,6 @@ using namespace vmem;
   fuzz::oracle_failure("transport", what, detail);
 }
 
-class Input {
- public:
-  Input(const uint8_t* p, size_t n) : p_(p), end_(p + n) {}
-  bool empty() const { return p_ >= end_; }
-  uint64_t take(unsigned bytes) {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < bytes && p_ < end_; ++i)
-      v |= uint64_t{*p_++} << (8 * i);
-    return v;
-  }
-
- private:
-  const uint8_t* p_;
-  const uint8_t* end_;
-};
-
 // The registers a driver uses, so most accesses hit one (the rest go anywhere).
 constexpr std::array kPciBar = {
     VirtioPciTransport::kCommonOffset + common_cfg::device_feature_select,
@@ -85,7 +69,7 @@ struct StatusRegister {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  Input in(data, size);
+  fuzz::InputBytes in(data, size);
   const bool pci = (in.take(1) & 1) == 0;
   DeviceOptions o;
   o.region_size = 256ULL << 20;

@@ -1,6 +1,7 @@
 // What the fuzz targets and the seed writer share, so a seed always fits its target.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -17,6 +18,29 @@ namespace vmem::fuzz {
   std::fprintf(stderr, "%s oracle: %s %s\n", target, what, detail.c_str());
   std::abort();
 }
+
+// The fuzz input as a little-endian byte stream that reads zeros once it is used up, so every
+// input decodes to something.
+class InputBytes {
+ public:
+  InputBytes(const uint8_t* p, size_t n) : p_(p), end_(p + n) {}
+  bool empty() const { return p_ >= end_; }
+  // The next `bytes` bytes (at most 8) as a little-endian number.
+  uint64_t take(unsigned bytes) {
+    uint64_t v = 0;
+    for (unsigned i = 0; i < bytes && p_ < end_; ++i)
+      v |= uint64_t{*p_++} << (8 * i);
+    return v;
+  }
+  template <class T>
+  T take() {
+    return static_cast<T>(take(sizeof(T)));
+  }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
 
 // Where the driver of a fuzzed machine keeps its rings.
 inline constexpr uint64_t kQueueBase = 1ULL << 20;
