@@ -26,21 +26,6 @@ constexpr std::array kCapabilities = {
 // beyond that cannot come back anyway.
 constexpr uint64_t kMaxTransfer = 4ULL << 20;
 
-std::vector<std::string_view> split(std::string_view line) {
-  std::vector<std::string_view> out;
-  std::size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && line[i] == ' ')
-      ++i;
-    std::size_t j = i;
-    while (j < line.size() && line[j] != ' ')
-      ++j;
-    if (j > i) out.push_back(line.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
-
 Result<uint64_t> arg(const std::vector<std::string_view>& w, std::size_t i) {
   if (i >= w.size()) return unexpected(Error{fmt::format("'{}' needs more arguments", w[0])});
   return parse_protocol_number(w[i]);
@@ -91,6 +76,21 @@ Result<std::vector<uint8_t>> parse_hex(std::string_view s, uint64_t len) {
 
 }  // namespace
 
+std::vector<std::string_view> split_protocol_line(std::string_view line) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && line[i] == ' ')
+      ++i;
+    std::size_t j = i;
+    while (j < line.size() && line[j] != ' ')
+      ++j;
+    if (j > i) out.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
 Result<uint64_t> parse_protocol_number(std::string_view s) {
   int base = 10;
   if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
@@ -120,7 +120,7 @@ std::optional<Capability> capability_from_protocol_name(std::string_view s) {
 
 std::vector<std::string> AdapterServer::handle(std::string_view line) {
   std::vector<std::string> out;
-  const auto words = split(line);
+  const auto words = split_protocol_line(line);
   if (words.empty()) {
     out.push_back("FAIL empty line");
     return out;

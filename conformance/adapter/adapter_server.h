@@ -20,6 +20,8 @@ namespace vmem::conformance {
 
 inline constexpr int kAdapterProtocolVersion = 1;
 
+// The space-separated words of a protocol line.
+std::vector<std::string_view> split_protocol_line(std::string_view line);
 // A number as the protocol writes them: 0x-prefixed hexadecimal or decimal, nothing else.
 Result<uint64_t> parse_protocol_number(std::string_view s);
 

@@ -14,8 +14,8 @@ constexpr uint64_t kMaxModelBlocks = 1ULL << 28;
 Status modelable(const WireConfig& c) {
   const uint64_t bs = c.block_size;
   if (bs == 0 || (bs & (bs - 1)) != 0) {
-    return unexpected(Error{fmt::format("the device reports block_size {:#x}, not a power of two",
-                                        bs)});
+    return unexpected(
+        Error{fmt::format("the device reports block_size {:#x}, not a power of two", bs)});
   }
   if (c.region_size / bs > kMaxModelBlocks) {
     return unexpected(Error{fmt::format(
@@ -26,10 +26,6 @@ Status modelable(const WireConfig& c) {
 }
 
 }  // namespace
-
-std::string hex(uint64_t v) {
-  return fmt::format("{:#x}", v);
-}
 
 std::string resp_name(const WireResponse& r) {
   if (r.type <= VIRTIO_MEM_RESP_ERROR) return to_string(static_cast<RespType>(r.type));
@@ -141,6 +137,15 @@ Result<WireResponse> CheckContext::request(uint16_t type, uint64_t addr, uint16_
     return unexpected(Error{e});
   }
   return *x.response;
+}
+
+Status CheckContext::plug_blocks(uint64_t first, uint16_t n, unsigned dev) {
+  VMEM_ASSIGN_OR_RETURN(WireResponse r, plug(block(first, dev), n, dev));
+  if (r.type != VIRTIO_MEM_RESP_ACK) {
+    return unexpected(
+        Error{fmt::format("set-up PLUG {:#x}+{} answered {}", block(first, dev), n, resp_name(r))});
+  }
+  return ok();
 }
 
 Status CheckContext::verify_model() {

@@ -86,6 +86,8 @@ class CheckContext {
   Result<WireResponse> state(uint64_t addr, uint16_t nb, unsigned dev = 0) {
     return request(VIRTIO_MEM_REQ_STATE, addr, nb, dev);
   }
+  // A PLUG of blocks [first, first + n) that the check builds on: anything but ACK ends it.
+  Status plug_blocks(uint64_t first, uint16_t n, unsigned dev = 0);
   // The gpa of block `b` of device `dev`.
   uint64_t block(uint64_t b, unsigned dev = 0) const {
     return devices_[dev].initial.addr + b * devices_[dev].initial.block_size;
@@ -117,7 +119,6 @@ class CheckContext {
   std::vector<Verdict> verdicts_;
 };
 
-std::string hex(uint64_t v);
 // "ACK", "NACK", "BUSY", "ERROR" or "unknown (N)".
 std::string resp_name(const WireResponse& r);
 

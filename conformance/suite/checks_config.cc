@@ -206,9 +206,7 @@ Status resize_shrink(CheckContext& c) {
   MemDriver& d = c.driver();
   VMEM_TRY(c.initialize());
   VMEM_ASSIGN_OR_RETURN(WireConfig first, d.read_config());
-  VMEM_ASSIGN_OR_RETURN(WireResponse r, c.plug(c.block(0), 8));
-  if (r.type != VIRTIO_MEM_RESP_ACK)
-    return unexpected(Error{fmt::format("set-up PLUG answered {}", resp_name(r))});
+  VMEM_TRY(c.plug_blocks(0, 8));
   VMEM_TRY(c.target().set_requested_size(0, 2 * first.block_size));
   VMEM_ASSIGN_OR_RETURN(WireConfig now, d.read_config());
   c.expect("DEV-8", now.usable_region_size >= first.usable_region_size,

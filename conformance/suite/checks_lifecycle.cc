@@ -46,20 +46,11 @@ Result<std::optional<std::string>> damaged(CheckContext& c, uint64_t first, uint
   return std::optional<std::string>();
 }
 
-Status plug_or_fail(CheckContext& c, uint64_t first, uint16_t n, unsigned dev = 0) {
-  VMEM_ASSIGN_OR_RETURN(WireResponse r, c.plug(c.block(first, dev), n, dev));
-  if (r.type != VIRTIO_MEM_RESP_ACK) {
-    return unexpected(Error{
-        fmt::format("set-up PLUG {:#x}+{} answered {}", c.block(first, dev), n, resp_name(r))});
-  }
-  return ok();
-}
-
 // DEV-13/14: a device reset keeps every block's state and its contents.
 Status device_reset(CheckContext& c) {
   VMEM_TRY(c.initialize());
-  VMEM_TRY(plug_or_fail(c, 0, 3));
-  VMEM_TRY(plug_or_fail(c, 7, 2));
+  VMEM_TRY(c.plug_blocks(0, 3));
+  VMEM_TRY(c.plug_blocks(7, 2));
   VMEM_TRY(write_patterns(c, 0, 3));
   VMEM_TRY(write_patterns(c, 7, 2));
   VMEM_ASSIGN_OR_RETURN(WireConfig before, c.driver().read_config());
@@ -84,14 +75,14 @@ Status device_reset(CheckContext& c) {
 // DEV-18/19: plugged blocks can be written and read, and requests on other blocks leave them.
 Status plugged_contents(CheckContext& c) {
   VMEM_TRY(c.initialize());
-  VMEM_TRY(plug_or_fail(c, 4, 4));
+  VMEM_TRY(c.plug_blocks(4, 4));
   VMEM_TRY(write_patterns(c, 4, 4));
   VMEM_ASSIGN_OR_RETURN(auto bad, damaged(c, 4, 4));
   c.expect("DEV-19", !bad, bad ? "plugged memory does not keep what was written: " + *bad : "");
   // Requests around them: neighbours plugged and unplugged, invalid requests, STATE, and an
   // UNPLUG that fails because it covers them and a free block.
-  VMEM_TRY(plug_or_fail(c, 3, 1));
-  VMEM_TRY(plug_or_fail(c, 8, 2));
+  VMEM_TRY(c.plug_blocks(3, 1));
+  VMEM_TRY(c.plug_blocks(8, 2));
   VMEM_ASSIGN_OR_RETURN(WireResponse r, c.unplug(c.block(3), 1));
   VMEM_ASSIGN_OR_RETURN(r, c.unplug(c.block(8), 2));
   VMEM_ASSIGN_OR_RETURN(r, c.unplug(c.block(7), 3));
@@ -117,7 +108,7 @@ Status unplugged_readable(CheckContext& c) {
                          read.has_value() ? "" : read.error().message));
   }
   // Plugging, unplugging and reading again: still readable.
-  VMEM_TRY(plug_or_fail(c, 5, 1));
+  VMEM_TRY(c.plug_blocks(5, 1));
   VMEM_ASSIGN_OR_RETURN(WireResponse r, c.unplug(c.block(5), 1));
   if (r.type != VIRTIO_MEM_RESP_ACK)
     return unexpected(Error{"set-up UNPLUG answered " + resp_name(r)});
@@ -161,8 +152,8 @@ Status unplugged_inaccessible(CheckContext& c) {
 // DEV-22 (and DEV-2, DEV-4 across it): a system reset unplugs every block.
 Status system_reset(CheckContext& c) {
   VMEM_TRY(c.initialize());
-  VMEM_TRY(plug_or_fail(c, 0, 4));
-  VMEM_TRY(plug_or_fail(c, 20, 1));
+  VMEM_TRY(c.plug_blocks(0, 4));
+  VMEM_TRY(c.plug_blocks(20, 1));
   VMEM_ASSIGN_OR_RETURN(WireConfig before, c.driver().read_config());
   VMEM_TRY(c.target().system_reset());
   VMEM_TRY(c.reattach());
@@ -190,7 +181,7 @@ Status suspend_resume(CheckContext& c) {
       (c.driver().negotiated() & feature_bit(VIRTIO_MEM_F_PERSISTENT_SUSPEND)) != 0;
   c.info("DEV-15", persistent ? "VIRTIO_MEM_F_PERSISTENT_SUSPEND offered and negotiated"
                               : "VIRTIO_MEM_F_PERSISTENT_SUSPEND not offered");
-  VMEM_TRY(plug_or_fail(c, 2, 3));
+  VMEM_TRY(c.plug_blocks(2, 3));
   VMEM_TRY(c.target().suspend_resume());
   // The wake-up resets the device as the platform does; the driver starts it again.
   VMEM_TRY(c.initialize());
@@ -224,7 +215,7 @@ Status busy_window(CheckContext& c) {
   VMEM_TRY(c.target().set_busy(false));
   c.info("DEV-40", "UNPLUG_ALL in a busy window with nothing plugged answered " + resp_name(empty));
 
-  VMEM_TRY(plug_or_fail(c, 0, 2));
+  VMEM_TRY(c.plug_blocks(0, 2));
   VMEM_TRY(c.target().set_busy(true));
   VMEM_ASSIGN_OR_RETURN(WireResponse plug, c.plug(c.block(4), 1));
   VMEM_ASSIGN_OR_RETURN(WireResponse unplug, c.unplug(c.block(0), 1));
@@ -256,7 +247,7 @@ Status numa_node(CheckContext& c) {
   c.expect("DEV-2", cfg.node_id == 1 || !offered,
            fmt::format("the device sits on node 1 and offers ACPI_PXM, but node_id reads {}",
                        cfg.node_id));
-  VMEM_TRY(plug_or_fail(c, 0, 2));
+  VMEM_TRY(c.plug_blocks(0, 2));
   VMEM_ASSIGN_OR_RETURN(WireConfig after, c.driver().read_config());
   c.expect("DEV-2", after.node_id == cfg.node_id,
            fmt::format("node_id {} after a PLUG, {} before", after.node_id, cfg.node_id));
@@ -272,8 +263,8 @@ Status two_devices(CheckContext& c) {
   c.expect("DEV-2", a.addr + a.region_size <= b.addr || b.addr + b.region_size <= a.addr,
            fmt::format("the regions [{:#x}, +{:#x}) and [{:#x}, +{:#x}) overlap", a.addr,
                        a.region_size, b.addr, b.region_size));
-  VMEM_TRY(plug_or_fail(c, 0, 3, 0));
-  VMEM_TRY(plug_or_fail(c, 5, 1, 1));
+  VMEM_TRY(c.plug_blocks(0, 3, 0));
+  VMEM_TRY(c.plug_blocks(5, 1, 1));
   VMEM_ASSIGN_OR_RETURN(WireConfig a1, c.driver(0).read_config());
   VMEM_ASSIGN_OR_RETURN(WireConfig b1, c.driver(1).read_config());
   c.expect("DEV-3", a1.plugged_size == 3 * a.block_size && b1.plugged_size == b.block_size,

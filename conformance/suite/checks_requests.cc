@@ -12,10 +12,6 @@ namespace vmem::conformance {
 
 namespace {
 
-std::string resp(const WireResponse& r) {
-  return resp_name(r);
-}
-
 struct Geometry {
   uint64_t addr, bs, usable_blocks, requested_blocks, region_blocks;
 };
@@ -65,7 +61,7 @@ Status range_errors(CheckContext& c, uint16_t type, std::string_view id) {
     VMEM_ASSIGN_OR_RETURN(WireResponse r, c.request(type, b.addr, b.nb));
     c.expect(id, r.type == VIRTIO_MEM_RESP_ERROR,
              fmt::format("{} {:#x}+{} ({}) answered {}, expected ERROR", request_type_name(type),
-                         b.addr, b.nb, b.why, resp(r)));
+                         b.addr, b.nb, b.why, resp_name(r)));
   }
   return ok();
 }
@@ -79,7 +75,7 @@ Status plug_requests(CheckContext& c) {
   // DEV-29/30: plugging free blocks inside the usable region and the plug limit.
   VMEM_ASSIGN_OR_RETURN(WireResponse r, c.plug(c.block(2), 2));
   c.expect("DEV-29", r.type == VIRTIO_MEM_RESP_ACK,
-           fmt::format("PLUG of 2 free blocks at {:#x} answered {}", c.block(2), resp(r)));
+           fmt::format("PLUG of 2 free blocks at {:#x} answered {}", c.block(2), resp_name(r)));
   VMEM_ASSIGN_OR_RETURN(WireConfig cfg, c.driver().read_config());
   c.expect(
       "DEV-30", cfg.plugged_size == 2 * g.bs,
@@ -89,7 +85,7 @@ Status plug_requests(CheckContext& c) {
   VMEM_ASSIGN_OR_RETURN(r, c.plug(c.block(g.usable_blocks - 1), 1));
   c.expect("DEV-29", r.type == VIRTIO_MEM_RESP_ACK,
            fmt::format("PLUG of the last usable block {:#x} answered {}",
-                       c.block(g.usable_blocks - 1), resp(r)));
+                       c.block(g.usable_blocks - 1), resp_name(r)));
 
   // DEV-27: any covered block already plugged, while the request stays within requested_size
   // (so the plug limit cannot be the reason).
@@ -100,7 +96,7 @@ Status plug_requests(CheckContext& c) {
     VMEM_ASSIGN_OR_RETURN(r, c.plug(c.block(first), static_cast<uint16_t>(nb)));
     c.expect("DEV-27", r.type == VIRTIO_MEM_RESP_ERROR,
              fmt::format("PLUG {:#x}+{} ({}) answered {}, expected ERROR", c.block(first), nb, why,
-                         resp(r)));
+                         resp_name(r)));
   }
 
   // Fill up to requested_size, then one free block more: the plug limit (no normative rule).
@@ -112,7 +108,7 @@ Status plug_requests(CheckContext& c) {
     VMEM_ASSIGN_OR_RETURN(r, c.plug(c.block(next), nb));
     if (!c.expect("DEV-29", r.type == VIRTIO_MEM_RESP_ACK,
                   fmt::format("PLUG {:#x}+{} up to requested_size answered {}", c.block(next), nb,
-                              resp(r)))) {
+                              resp_name(r)))) {
       break;
     }
     next += nb;
@@ -122,7 +118,7 @@ Status plug_requests(CheckContext& c) {
     VMEM_ASSIGN_OR_RETURN(r, c.plug(c.block(next), 1));
     c.info("GEN-9", fmt::format("PLUG of a free block with plugged_size == requested_size "
                                 "answered {}",
-                                resp(r)));
+                                resp_name(r)));
     if (r.type == VIRTIO_MEM_RESP_ACK) {
       VMEM_ASSIGN_OR_RETURN(r, c.unplug(c.block(next), 1));
     }
@@ -131,16 +127,16 @@ Status plug_requests(CheckContext& c) {
     c.expect("DEV-27", r.type == VIRTIO_MEM_RESP_ERROR,
              fmt::format("PLUG {:#x}+2 over plugged blocks, beyond requested_size, answered {}; "
                          "DEV-27 requires ERROR{}",
-                         c.block(2), resp(r),
+                         c.block(2), resp_name(r),
                          r.type == VIRTIO_MEM_RESP_NACK
                              ? " (the plug limit was checked first, as QEMU and "
                                "cloud-hypervisor do)"
                              : ""));
     // Both invalid and over the limit: the range rule decides (ERROR).
     VMEM_ASSIGN_OR_RETURN(r, c.plug(c.block(g.usable_blocks - 1), 2));
-    c.expect(
-        "DEV-26", r.type == VIRTIO_MEM_RESP_ERROR,
-        fmt::format("PLUG crossing the usable end beyond requested_size answered {}", resp(r)));
+    c.expect("DEV-26", r.type == VIRTIO_MEM_RESP_ERROR,
+             fmt::format("PLUG crossing the usable end beyond requested_size answered {}",
+                         resp_name(r)));
   }
   VMEM_ASSIGN_OR_RETURN(cfg, c.driver().read_config());
   c.expect("DEV-30", cfg.plugged_size == c.shadow().plugged_count() * g.bs,
@@ -153,9 +149,8 @@ Status unplug_requests(CheckContext& c) {
   VMEM_TRY(c.initialize());
   VMEM_ASSIGN_OR_RETURN(Geometry g, geometry(c));
   VMEM_TRY(range_errors(c, VIRTIO_MEM_REQ_UNPLUG, "DEV-33"));
-  VMEM_ASSIGN_OR_RETURN(WireResponse r, c.plug(c.block(4), 4));
-  if (r.type != VIRTIO_MEM_RESP_ACK)
-    return unexpected(Error{fmt::format("set-up PLUG answered {}", resp(r))});
+  VMEM_TRY(c.plug_blocks(4, 4));
+  WireResponse r;
 
   // DEV-34: any covered block already unplugged.
   for (auto [first, nb, why] :
@@ -165,12 +160,12 @@ Status unplug_requests(CheckContext& c) {
     VMEM_ASSIGN_OR_RETURN(r, c.unplug(c.block(first), static_cast<uint16_t>(nb)));
     c.expect("DEV-34", r.type == VIRTIO_MEM_RESP_ERROR,
              fmt::format("UNPLUG {:#x}+{} ({}) answered {}, expected ERROR", c.block(first), nb,
-                         why, resp(r)));
+                         why, resp_name(r)));
   }
   // DEV-36/37.
   VMEM_ASSIGN_OR_RETURN(r, c.unplug(c.block(5), 2));
   c.expect("DEV-36", r.type == VIRTIO_MEM_RESP_ACK,
-           fmt::format("UNPLUG of 2 plugged blocks answered {}", resp(r)));
+           fmt::format("UNPLUG of 2 plugged blocks answered {}", resp_name(r)));
   VMEM_ASSIGN_OR_RETURN(WireConfig cfg, c.driver().read_config());
   c.expect("DEV-37", cfg.plugged_size == 2 * g.bs,
            fmt::format("plugged_size {:#x} after unplugging 2 of 4 blocks of {:#x}",
@@ -179,8 +174,9 @@ Status unplug_requests(CheckContext& c) {
   if (c.target().has(Capability::SetRequestedSize)) {
     VMEM_TRY(c.target().set_requested_size(0, 0));
     VMEM_ASSIGN_OR_RETURN(r, c.unplug(c.block(4), 1));
-    c.expect("DEV-36", r.type == VIRTIO_MEM_RESP_ACK,
-             fmt::format("UNPLUG of a plugged block with requested_size 0 answered {}", resp(r)));
+    c.expect(
+        "DEV-36", r.type == VIRTIO_MEM_RESP_ACK,
+        fmt::format("UNPLUG of a plugged block with requested_size 0 answered {}", resp_name(r)));
   }
   return ok();
 }
@@ -191,7 +187,7 @@ Status unplug_all_requests(CheckContext& c) {
   // Nothing plugged: still ACK.
   VMEM_ASSIGN_OR_RETURN(WireResponse r, c.request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0));
   c.expect("DEV-41", r.type == VIRTIO_MEM_RESP_ACK,
-           fmt::format("UNPLUG_ALL with nothing plugged answered {}", resp(r)));
+           fmt::format("UNPLUG_ALL with nothing plugged answered {}", resp_name(r)));
   VMEM_ASSIGN_OR_RETURN(r, c.plug(c.block(0), 3));
   VMEM_ASSIGN_OR_RETURN(r, c.plug(c.block(g.usable_blocks - 2), 2));
   VMEM_ASSIGN_OR_RETURN(WireConfig before, c.driver().read_config());
@@ -213,18 +209,19 @@ Status unplug_all_requests(CheckContext& c) {
   }
   c.expect("DEV-38", x.response->type == VIRTIO_MEM_RESP_ACK,
            fmt::format("UNPLUG_ALL with garbage in addr, nb_blocks and padding answered {}",
-                       resp(*x.response)));
-  c.expect("DEV-39", x.response->type == VIRTIO_MEM_RESP_ACK,
-           fmt::format("UNPLUG_ALL with garbage payload padding answered {}", resp(*x.response)));
+                       resp_name(*x.response)));
+  c.expect(
+      "DEV-39", x.response->type == VIRTIO_MEM_RESP_ACK,
+      fmt::format("UNPLUG_ALL with garbage payload padding answered {}", resp_name(*x.response)));
   VMEM_ASSIGN_OR_RETURN(WireConfig after, c.driver().read_config());
   if (x.response->type == VIRTIO_MEM_RESP_ACK) {
     c.expect("DEV-42", after.plugged_size == 0,
              fmt::format("plugged_size {:#x} after an ACKed UNPLUG_ALL", after.plugged_size));
     VMEM_ASSIGN_OR_RETURN(
         r, c.state(c.block(0), static_cast<uint16_t>(std::min<uint64_t>(g.usable_blocks, 0xffff))));
-    c.expect(
-        "DEV-41", r.type == VIRTIO_MEM_RESP_ACK && r.state == VIRTIO_MEM_STATE_UNPLUGGED,
-        fmt::format("STATE of the usable region after UNPLUG_ALL: {} state {}", resp(r), r.state));
+    c.expect("DEV-41", r.type == VIRTIO_MEM_RESP_ACK && r.state == VIRTIO_MEM_STATE_UNPLUGGED,
+             fmt::format("STATE of the usable region after UNPLUG_ALL: {} state {}", resp_name(r),
+                         r.state));
   }
   if (after.usable_region_size != before.usable_region_size) {
     c.info("DEV-43", fmt::format("UNPLUG_ALL changed usable_region_size from {:#x} to {:#x}",
@@ -255,8 +252,9 @@ Status state_requests(CheckContext& c) {
         Case{7, 2, VIRTIO_MEM_STATE_MIXED}, Case{0, all, VIRTIO_MEM_STATE_MIXED},
         Case{8, 1, VIRTIO_MEM_STATE_UNPLUGGED}}) {
     VMEM_ASSIGN_OR_RETURN(r, c.state(c.block(k.first), k.nb));
-    if (!c.expect("DEV-47", r.type == VIRTIO_MEM_RESP_ACK,
-                  fmt::format("STATE {:#x}+{} answered {}", c.block(k.first), k.nb, resp(r)))) {
+    if (!c.expect(
+            "DEV-47", r.type == VIRTIO_MEM_RESP_ACK,
+            fmt::format("STATE {:#x}+{} answered {}", c.block(k.first), k.nb, resp_name(r)))) {
       continue;
     }
     c.expect("DEV-48", r.state == k.want,
@@ -266,7 +264,7 @@ Status state_requests(CheckContext& c) {
   // STATE beyond requested_size but inside the usable region is still valid.
   VMEM_ASSIGN_OR_RETURN(r, c.state(c.block(g.usable_blocks - 1), 1));
   c.expect("DEV-47", r.type == VIRTIO_MEM_RESP_ACK,
-           fmt::format("STATE of the last usable block answered {}", resp(r)));
+           fmt::format("STATE of the last usable block answered {}", resp_name(r)));
   return ok();
 }
 
@@ -311,7 +309,7 @@ Status padding_ignored(CheckContext& c) {
     }
     c.expect(k.id, x.response->type == k.want,
              fmt::format("{} {:#x}+2 with garbage in the {} answered {}", request_type_name(k.type),
-                         r.addr, where, resp(*x.response)));
+                         r.addr, where, resp_name(*x.response)));
     if (k.type == VIRTIO_MEM_REQ_STATE) {
       c.expect(k.id, x.response->state == VIRTIO_MEM_STATE_PLUGGED,
                fmt::format("STATE with garbage in the {} reported state {}, expected PLUGGED",
@@ -327,7 +325,7 @@ Status padding_ignored(CheckContext& c) {
   VMEM_ASSIGN_OR_RETURN(Exchange x, c.send(bad));
   c.expect("DEV-24", x.response && x.response->type == VIRTIO_MEM_RESP_ERROR,
            fmt::format("misaligned PLUG with garbage padding: {}",
-                       x.response ? resp(*x.response) : std::string(to_string(x.kind))));
+                       x.response ? resp_name(*x.response) : std::string(to_string(x.kind))));
   return ok();
 }
 
@@ -339,20 +337,20 @@ Status large_requests(CheckContext& c) {
     return unexpected(Error{fmt::format("usable region of {} blocks", g.usable_blocks)});
   VMEM_ASSIGN_OR_RETURN(WireResponse r, c.state(c.block(0), 0xffff));
   c.expect("DEV-47", r.type == VIRTIO_MEM_RESP_ACK && r.state == VIRTIO_MEM_STATE_UNPLUGGED,
-           fmt::format("STATE of 65535 blocks answered {} state {}", resp(r), r.state));
+           fmt::format("STATE of 65535 blocks answered {} state {}", resp_name(r), r.state));
   VMEM_ASSIGN_OR_RETURN(r, c.plug(c.block(1), 0xffff));
   c.expect("DEV-29", r.type == VIRTIO_MEM_RESP_ACK,
-           fmt::format("PLUG of 65535 blocks inside requested_size answered {}", resp(r)));
+           fmt::format("PLUG of 65535 blocks inside requested_size answered {}", resp_name(r)));
   VMEM_ASSIGN_OR_RETURN(WireConfig cfg, c.driver().read_config());
   c.expect("DEV-30", cfg.plugged_size == c.shadow().plugged_count() * g.bs,
            fmt::format("plugged_size {:#x} after plugging 65535 blocks", cfg.plugged_size));
   VMEM_ASSIGN_OR_RETURN(r, c.state(c.block(0), 0xffff));
-  c.expect(
-      "DEV-48", r.type == VIRTIO_MEM_RESP_ACK && r.state == VIRTIO_MEM_STATE_MIXED,
-      fmt::format("STATE of blocks 0..65534 with 1..65534 plugged: {} state {}", resp(r), r.state));
+  c.expect("DEV-48", r.type == VIRTIO_MEM_RESP_ACK && r.state == VIRTIO_MEM_STATE_MIXED,
+           fmt::format("STATE of blocks 0..65534 with 1..65534 plugged: {} state {}", resp_name(r),
+                       r.state));
   VMEM_ASSIGN_OR_RETURN(r, c.unplug(c.block(1), 0xffff));
   c.expect("DEV-36", r.type == VIRTIO_MEM_RESP_ACK,
-           fmt::format("UNPLUG of 65535 plugged blocks answered {}", resp(r)));
+           fmt::format("UNPLUG of 65535 plugged blocks answered {}", resp_name(r)));
   return ok();
 }
 

@@ -1,7 +1,7 @@
 #include "conformance/suite/runner.h"
 
-#include <fnmatch.h>
 #include <fmt/format.h>
+#include <fnmatch.h>
 
 #include <algorithm>
 #include <set>

@@ -4,29 +4,12 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <charconv>
-
 #include "conformance/adapter/adapter_server.h"
 #include "conformance/target/child_process.h"
 #include "conformance/target/line_channel.h"
 #include "conformance/target/qtest_bus.h"
 
 namespace vmem::conformance {
-
-namespace {
-
-std::vector<std::string_view> words(std::string_view line) {
-  std::vector<std::string_view> out;
-  while (!line.empty()) {
-    const auto space = line.find(' ');
-    if (space != 0) out.push_back(line.substr(0, space));
-    if (space == std::string_view::npos) break;
-    line.remove_prefix(space + 1);
-  }
-  return out;
-}
-
-}  // namespace
 
 AdapterTarget::AdapterTarget(AdapterTargetOptions options) : options_(std::move(options)) {}
 
@@ -94,7 +77,7 @@ Status AdapterTarget::attach(int read_fd, int write_fd) {
   VMEM_ASSIGN_OR_RETURN(std::string hello, channel_->call(fmt::format("vmemcheck-adapter {}",
                                                                       kAdapterProtocolVersion)));
   // OK vmemcheck-adapter 1 caps=a,b,c name=the rest of the line
-  const auto w = words(hello);
+  const auto w = split_protocol_line(hello);
   if (w.size() < 4 || w[0] != "OK" || w[1] != "vmemcheck-adapter" ||
       w[2] != std::to_string(kAdapterProtocolVersion) || w[3].substr(0, 5) != "caps=") {
     return unexpected(Error{fmt::format("the adapter's handshake reply is not protocol {}: '{}'",
@@ -136,7 +119,7 @@ Result<MachineLayout> AdapterTarget::start(const DeviceSetup& s) {
                                  "node={} acpi-pxm={} unplugged-inaccessible={} devices={}",
                                  s.block_size, s.region_size, s.requested_size, s.node_id,
                                  s.acpi_pxm ? 1 : 0, s.unplugged_inaccessible ? 1 : 0, s.devices)));
-  const auto w = words(reply);
+  const auto w = split_protocol_line(reply);
   if (w.empty() || w[0] != "OK") return unexpected(Error{"start: " + reply});
   MachineLayout l;
   bool transport = false;

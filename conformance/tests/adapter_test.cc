@@ -144,7 +144,8 @@ TEST(AdapterProgramTest, AnAdapterThatDiesIsReplacedForTheNextCheck) {
   std::remove(once.c_str());
   const std::string cmd = "if [ -e " + once + " ]; then exec " + kAdapter + "; else touch " + once +
                           "; i=0; while [ $i -lt 200 ] && IFS= read -r l; do "
-                          "printf '%s\\n' \"$l\"; i=$((i+1)); done | " + kAdapter + "; fi";
+                          "printf '%s\\n' \"$l\"; i=$((i+1)); done | " +
+                          kAdapter + "; fi";
   auto t = AdapterTarget::spawn({cmd, std::chrono::milliseconds(2000)});
   ASSERT_TRUE(t.has_value()) << t.error().message;
   const Report r = run(**t, {"plug", "state"});

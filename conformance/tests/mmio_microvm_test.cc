@@ -33,6 +33,7 @@
 #include "conformance/target/qemu_target.h"
 #include "conformance/target/qmp_client.h"
 #include "conformance/target/qtest_bus.h"
+#include "conformance/tests/must.h"
 #include "reference/transport/virtio_mmio.h"
 #include "reference/virtio/virtio_device.h"
 #include "reference/virtqueue/driver_queue.h"
@@ -51,22 +52,6 @@ constexpr unsigned kMmioSlots = 32;
 constexpr uint64_t kExpectedRngBase = 0xfeb02e00;
 constexpr uint32_t kVirtioRng = 4;
 constexpr uint32_t kVirtioMem = 24;
-
-template <class T>
-T must(Result<T> r, const char* what) {
-  if (!r.has_value()) {
-    ADD_FAILURE() << what << ": " << r.error().message;
-    std::abort();
-  }
-  return std::move(*r);
-}
-void must(Status s, const char* what) {
-  if (!s.has_value()) {
-    ADD_FAILURE() << what << ": " << s.error().message;
-    std::abort();
-  }
-}
-#define MUST(expr) must((expr), #expr)
 
 // --- The target --------------------------------------------------------------------------------
 

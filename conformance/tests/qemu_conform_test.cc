@@ -31,8 +31,8 @@ TEST(QemuConformTest, TheQemu72ProfilePredictsEveryVerdictOfQemu) {
       EXPECT_FALSE(qemu.has(Capability::SuspendResume));
       continue;
     }
-    EXPECT_EQ(q.outcome, r.outcome) << q.requirement.id << ": QEMU " << q.evidence
-                                    << " | qemu-7.2 profile " << r.evidence;
+    EXPECT_EQ(q.outcome, r.outcome)
+        << q.requirement.id << ": QEMU " << q.evidence << " | qemu-7.2 profile " << r.evidence;
     EXPECT_EQ(q.evidence, r.evidence) << q.requirement.id;
   }
   for (const CheckResult& c : got.checks)

@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "conformance/target/tests/orphan_check.h"
+
 extern char** environ;
 
 namespace vmem::conformance {
@@ -102,15 +104,6 @@ bool eof_within(int fd, milliseconds bound) {
     if (n == 0) return true;
     if (n < 0) return false;
   }
-}
-
-bool gone_within(pid_t pid, milliseconds bound) {
-  const auto deadline = Clock::now() + bound;
-  while (process_alive(pid)) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
 }
 
 // One field of /proc/PID/status ("SigIgn", "PPid"), empty when absent.
@@ -285,54 +278,13 @@ TEST(ChildOrphanChild, DISABLED_HoldsAChildUntilKilled) {
   const char* path = std::getenv("VMEM_CHILD_ORPHAN_PID_FILE");
   if (path == nullptr) GTEST_SKIP() << "run by HarnessKilledLeavesNoChild";
   auto c = must_spawn({{"sleep", "30"}});
-  {
-    std::ofstream out(std::string(path) + ".tmp");
-    out << c->pid() << "\n";
-  }
-  std::rename((std::string(path) + ".tmp").c_str(), path);
+  test::publish_pid(path, c->pid());
   std::this_thread::sleep_for(std::chrono::seconds(30));
 }
 
 TEST(ChildProcessTest, HarnessKilledLeavesNoChild) {
-  char dir_template[] = "/tmp/vmemcheck-orphan-XXXXXX";
-  ASSERT_NE(mkdtemp(dir_template), nullptr);
-  const std::string pid_file = std::string(dir_template) + "/pid";
-  const std::string env_entry = "VMEM_CHILD_ORPHAN_PID_FILE=" + pid_file;
-  // The killed harness cannot remove its child's stderr directory: put it where this test can.
-  const std::string tmpdir_entry = std::string("TMPDIR=") + dir_template;
-  std::vector<char*> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (!std::string_view(*e).starts_with("TMPDIR=")) env.push_back(*e);
-  }
-  env.push_back(const_cast<char*>(env_entry.c_str()));
-  env.push_back(const_cast<char*>(tmpdir_entry.c_str()));
-  env.push_back(nullptr);
-  std::string self = "/proc/self/exe";
-  std::string filter = "--gtest_filter=ChildOrphanChild.DISABLED_HoldsAChildUntilKilled";
-  std::string disabled = "--gtest_also_run_disabled_tests";
-  char* argv[] = {self.data(), filter.data(), disabled.data(), nullptr};
-  pid_t harness = -1;
-  ASSERT_EQ(posix_spawn(&harness, self.c_str(), nullptr, nullptr, argv, env.data()), 0);
-
-  pid_t child = -1;
-  const auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (child < 0 && Clock::now() < deadline) {
-    std::ifstream in(pid_file);
-    if (!(in >> child)) {
-      child = -1;
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-  }
-  ASSERT_GT(child, 0) << "the harness did not report a child";
-  EXPECT_TRUE(process_alive(child));
-  kill(harness, SIGKILL);
-  int status = 0;
-  waitpid(harness, &status, 0);
-  // PR_SET_PDEATHSIG kills the child with its parent; the reaper (init or a subreaper) collects it.
-  EXPECT_TRUE(gone_within(child, milliseconds(3000)));
-  if (process_alive(child)) kill(child, SIGKILL);
-  std::error_code ignored;
-  std::filesystem::remove_all(dir_template, ignored);
+  test::expect_no_orphan("VMEM_CHILD_ORPHAN_PID_FILE",
+                         "ChildOrphanChild.DISABLED_HoldsAChildUntilKilled");
 }
 
 TEST(ChildProcessTest, ShellQuotingAndPrivateDirs) {

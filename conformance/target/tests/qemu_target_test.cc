@@ -26,6 +26,8 @@
 
 #include "conformance/target/child_process.h"
 #include "conformance/target/qemu_process.h"
+#include "conformance/target/tests/orphan_check.h"
+#include "conformance/tests/must.h"
 
 extern char** environ;
 
@@ -38,23 +40,6 @@ using ::testing::Not;
 using ::testing::StartsWith;
 
 constexpr uint64_t kMiB = 1ULL << 20;
-
-// Fails the test (fatally) when a Result is an error, and yields its value.
-template <class T>
-T must(Result<T> r, const char* what) {
-  if (!r.has_value()) {
-    ADD_FAILURE() << what << ": " << r.error().message;
-    std::abort();
-  }
-  return std::move(*r);
-}
-void must(Status s, const char* what) {
-  if (!s.has_value()) {
-    ADD_FAILURE() << what << ": " << s.error().message;
-    std::abort();
-  }
-}
-#define MUST(expr) must((expr), #expr)
 
 // --- A minimal virtio-pci driver over Target ---------------------------------------------------
 
@@ -182,14 +167,6 @@ bool has_line_starting(const std::vector<std::string>& lines, const std::string&
 }
 
 // Waits (bounded) until `pid` is gone or a zombie.
-bool gone_within(pid_t pid, milliseconds bound) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (process_alive(pid)) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
-}
 
 // Runs `argv` for at most `bound` with its stdout captured; returns what it wrote and how it ended
 // ("exited with status 0"), with its stderr's tail when it wrote any.
@@ -351,7 +328,7 @@ TEST(QemuTargetTest, TwoDevicesNumaUnpluggedInaccessibleTcgAndLargeRegions) {
   large.requested_size = 0;
   MUST(t.start(large));
   EXPECT_NE(t.pid(), first);
-  EXPECT_TRUE(gone_within(first, milliseconds(1000)));
+  EXPECT_TRUE(test::gone_within(first, milliseconds(1000)));
   EXPECT_THAT(t.reproducer_header(), HasSubstr("phys-bits=48"));
   map_bar4(t, 1, layout.bar_window);
   const MemConfig c = read_config(t, layout.bar_window);
@@ -564,54 +541,13 @@ TEST(QemuOrphanChild, DISABLED_HoldsQemuUntilKilled) {
   if (path == nullptr) GTEST_SKIP() << "run by HarnessKilledLeavesNoQemu";
   QemuTarget t;
   MUST(t.start({}));
-  {
-    std::ofstream out(std::string(path) + ".tmp");
-    out << t.pid() << "\n";
-  }
-  std::rename((std::string(path) + ".tmp").c_str(), path);
+  test::publish_pid(path, t.pid());
   std::this_thread::sleep_for(std::chrono::seconds(30));
 }
 
 TEST(QemuTargetTest, HarnessKilledLeavesNoQemu) {
-  char dir_template[] = "/tmp/vmemcheck-orphan-XXXXXX";
-  ASSERT_NE(mkdtemp(dir_template), nullptr);
-  const std::string pid_file = std::string(dir_template) + "/pid";
-  const std::string env_entry = "VMEM_QEMU_ORPHAN_PID_FILE=" + pid_file;
-  // The killed child cannot remove its QEMU's socket directory: put it where this test can.
-  const std::string tmpdir_entry = std::string("TMPDIR=") + dir_template;
-  std::vector<char*> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (!std::string_view(*e).starts_with("TMPDIR=")) env.push_back(*e);
-  }
-  env.push_back(const_cast<char*>(env_entry.c_str()));
-  env.push_back(const_cast<char*>(tmpdir_entry.c_str()));
-  env.push_back(nullptr);
-  std::string self = "/proc/self/exe";
-  std::string filter = "--gtest_filter=QemuOrphanChild.DISABLED_HoldsQemuUntilKilled";
-  std::string disabled = "--gtest_also_run_disabled_tests";
-  char* argv[] = {self.data(), filter.data(), disabled.data(), nullptr};
-  pid_t child = -1;
-  ASSERT_EQ(posix_spawn(&child, self.c_str(), nullptr, nullptr, argv, env.data()), 0);
-
-  pid_t qemu = -1;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (qemu < 0 && std::chrono::steady_clock::now() < deadline) {
-    std::ifstream in(pid_file);
-    if (!(in >> qemu)) {
-      qemu = -1;
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-  }
-  ASSERT_GT(qemu, 0) << "the child did not report a QEMU";
-  EXPECT_TRUE(process_alive(qemu));
-  kill(child, SIGKILL);
-  int status = 0;
-  waitpid(child, &status, 0);
-  // PR_SET_PDEATHSIG kills QEMU with its parent; the reaper (init or a subreaper) collects it.
-  EXPECT_TRUE(gone_within(qemu, milliseconds(3000)));
-  if (process_alive(qemu)) kill(qemu, SIGKILL);
-  std::error_code ignored;
-  std::filesystem::remove_all(dir_template, ignored);
+  test::expect_no_orphan("VMEM_QEMU_ORPHAN_PID_FILE",
+                         "QemuOrphanChild.DISABLED_HoldsQemuUntilKilled");
 }
 
 }  // namespace
