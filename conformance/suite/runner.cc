@@ -48,11 +48,13 @@ CheckResult run_one(Target& target, const Catalog& catalog, const CheckDef& def,
     res.verdicts = ctx.verdicts();
   }
   if (!res.stopped.empty()) {
-    // What the check could not finish is FAIL, except where it already named a broken rule.
+    // What the check could not finish is FAIL, except where it already named a broken rule
+    // (FAIL, or WARN for a SHOULD). A SKIP or INFO does not count: the check still stopped.
     for (const std::string& id : def.covers) {
       const bool judged =
-          std::any_of(res.verdicts.begin(), res.verdicts.end(),
-                      [&](const Verdict& v) { return v.id == id && v.outcome != Outcome::Pass; });
+          std::any_of(res.verdicts.begin(), res.verdicts.end(), [&](const Verdict& v) {
+            return v.id == id && (v.outcome == Outcome::Fail || v.outcome == Outcome::Warn);
+          });
       if (!judged)
         res.verdicts.push_back({id, Outcome::Fail, "the check stopped: " + res.stopped, def.name});
     }
