@@ -1,16 +1,31 @@
 // Fuzz target `ops`: an operation sequence decoded from the input and run against the reference
-// device and, side by side, against the independent spec model (fuzz/model), in the same
-// profile (decisions D1). Operations: guest requests with addresses biased towards the block,
-// usable-region, requested-size and region edges and the 2^64 wrap; host resizes up and down;
-// device reset, system reset, S3 wake-up; busy windows; populate refusals; migration save, then
-// load into a fresh device, or a corrupted stream that must be rejected or load a consistent
-// state.
+// device with its host-side consumers and, side by side, against the independent spec model
+// (fuzz/model), in the same profile (decisions D1).
+//
+// Operations: guest requests with addresses biased towards the block, usable-region,
+// requested-size, plugged and region edges and the 2^64 wrap; populate refusals injected in
+// front of the consumers, by a recording listener or as a VFIO map failure; host resizes up and
+// down; device reset, system reset, S3 wake-up; busy windows; migration (save, load into a fresh
+// device with the same consumers and go on there), or a corrupted stream that must be rejected
+// or load a consistent state; recording listeners and VFIO sections registered and unregistered
+// on block-aligned sections anywhere in the region; VFIO on the memslots of dynamic memslots.
+//
 // Oracles after every operation: the verdict (and an ACKed STATE's state) and every
-// configuration field equal the model's; the invariant checker finds nothing (incremental after
-// each operation, full at the end).
+// configuration field equal the model's; the invariant checker finds nothing over the device
+// and every consumer (incremental after each operation, full at the end), and no listener was
+// told to populate what it had or to discard what it had not.
+//
+// Environment: VMEM_FUZZ_FAULT=NAME runs a named fault (ops_mutants_* binaries only);
+// VMEM_FUZZ_VERBOSE=1 prints each operation; VMEM_FUZZ_TRACE=FILE writes what the input did as
+// a trace (docs/trace-format.md), with the model's answers as the expected observations, so a
+// finding becomes a regression that `vmemcheck replay` runs on any build.
+#include <fmt/format.h>
+
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -18,33 +33,59 @@
 
 #include "fuzz/common/fuzz_support.h"
 #include "fuzz/model/spec_model.h"
-#include "reference/check/invariants.h"
+#include "reference/check/consumer_set.h"
 #include "reference/mem/machine.h"
+#include "reference/trace/trace.h"
 
 namespace {
 
 using namespace vmem;
 
-[[noreturn]] void fail(const char* what, const std::string& detail = {}) {
-  fuzz::oracle_failure("ops", what, detail);
+const char* env(const char* name) {
+  return std::getenv(name);
 }
 
 bool verbose() {
-  static const bool v = std::getenv("VMEM_FUZZ_VERBOSE") != nullptr;
+  static const bool v = env("VMEM_FUZZ_VERBOSE") != nullptr;
   return v;
 }
 
-// Refuses the next populate when told to, as a VFIO mapping failure would.
-class RefusingHooks final : public DiscardHooks {
+// The input as a trace, written only when VMEM_FUZZ_TRACE names a file.
+class TraceLog {
  public:
-  bool refuse_next = false;
-  Status populate(uint64_t, uint64_t) override {
-    if (!std::exchange(refuse_next, false)) return ok();
-    return unexpected(Error{"populate refused (fuzz)"});
+  TraceLog() : path_(env("VMEM_FUZZ_TRACE") ? env("VMEM_FUZZ_TRACE") : "") {}
+  bool on() const { return !path_.empty(); }
+  template <class... Args>
+  void line(fmt::format_string<Args...> f, Args&&... args) {
+    if (on()) text_ += fmt::format(f, std::forward<Args>(args)...) + "\n";
   }
-  void discard(uint64_t, uint64_t) override {}
-  void discard_all() override {}
+  void write() const {
+    if (!on()) return;
+    std::ofstream(path_) << "vmemtrace 1\n# written by the ops fuzz target (fuzz/ops.cc)\n"
+                         << text_;
+  }
+
+ private:
+  std::string path_;
+  std::string text_;
 };
+
+TraceLog* g_trace = nullptr;  // the current input's, so that an oracle failure can write it
+
+[[noreturn]] void fail(const char* what, const std::string& detail = {}) {
+  if (g_trace) {
+    g_trace->line("# oracle: {} {}", what, detail);
+    g_trace->write();
+  }
+  fuzz::oracle_failure("ops", what, detail);
+}
+
+std::string lower(const char* s) {
+  std::string out(s);
+  for (char& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
 
 constexpr Profile kProfiles[] = {Profile::Spec, Profile::Qemu, Profile::Qemu72};
 constexpr model::Profile kModelProfiles[] = {model::Profile::Spec, model::Profile::Qemu,
@@ -60,44 +101,39 @@ constexpr Geometry kGeometries[] = {
     {2ULL << 20, 64ULL << 20}, {2ULL << 20, 1ULL << 30}, {1ULL << 30, 8ULL << 30},
     {4096, 16ULL << 20},       {2ULL << 20, 1ULL << 40},
 };
+constexpr std::size_t kMaxListeners = 3;
+constexpr std::size_t kMaxVfioSections = 3;
 
+// A device and its host side. Declaration order: the consumers go before the device.
 struct Rig {
   std::unique_ptr<Machine> machine;
-  std::unique_ptr<InvariantChecker> checker;
-  RefusingHooks hooks;
+  std::unique_ptr<ConsumerSet> consumers;
+  std::vector<Section> vfio_sections;
+  unsigned next_listener = 0;
 
   VirtioMemDevice& device() { return *machine->device; }
-  void adopt(std::unique_ptr<Machine> m) {
-    machine = std::move(m);
-    machine->device->set_discard_hooks(&hooks);
-    checker = std::make_unique<InvariantChecker>(*machine->device);
-  }
 };
 
 std::string describe(const WireConfig& c) {
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "usable %#llx plugged %#llx requested %#llx",
-                static_cast<unsigned long long>(c.usable_region_size),
-                static_cast<unsigned long long>(c.plugged_size),
-                static_cast<unsigned long long>(c.requested_size));
-  return buf;
+  return fmt::format("usable {:#x} plugged {:#x} requested {:#x}", c.usable_region_size,
+                     c.plugged_size, c.requested_size);
 }
 
-void compare(VirtioMemDevice& d, const model::SpecModel& m, InvariantChecker& checker,
-             const char* after) {
-  const WireConfig c = d.config();
+void compare(Rig& rig, const model::SpecModel& m, TraceLog& trace, const char* after) {
+  const WireConfig c = rig.device().config();
   const model::Config e = m.config();
+  trace.line("config -> usable_region_size={:#x} plugged_size={:#x} requested_size={:#x}",
+             e.usable_region_size, e.plugged_size, e.requested_size);
+  trace.line("check -> ok");
   if (c.block_size != e.block_size || c.addr != e.addr || c.region_size != e.region_size ||
       c.usable_region_size != e.usable_region_size || c.plugged_size != e.plugged_size ||
       c.requested_size != e.requested_size) {
     fail("configuration differs from the model",
-         std::string("after ") + after + ": device " + describe(c) + ", model usable " +
-             std::to_string(e.usable_region_size) + " plugged " + std::to_string(e.plugged_size) +
-             " requested " + std::to_string(e.requested_size));
+         fmt::format("after {}: device {}, model usable {:#x} plugged {:#x} requested {:#x}", after,
+                     describe(c), e.usable_region_size, e.plugged_size, e.requested_size));
   }
-  const auto v = checker.check_incremental();
-  if (!v.empty())
-    fail("invariant violated", std::string("after ") + after + ": " + to_string(v[0]));
+  const auto v = rig.consumers->check_incremental();
+  if (!v.empty()) fail("invariant violated", fmt::format("after {}: {}", after, to_string(v[0])));
 }
 
 // An address near one of the edges that matter, or anywhere.
@@ -153,10 +189,50 @@ uint16_t pick_nb(fuzz::InputBytes& in) {
   }
 }
 
-}  // namespace
+// A non-empty, block-aligned section anywhere in the region.
+Section pick_section(fuzz::InputBytes& in, const DeviceOptions& o) {
+  const uint64_t blocks = o.region_size / o.block_size;
+  const uint64_t first = in.take<uint32_t>() % blocks;
+  const uint64_t n = 1 + in.take<uint32_t>() % (blocks - first);
+  return {first * o.block_size, n * o.block_size};
+}
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  fuzz::InputBytes in(data, size);
+// Who refuses the next populate: the tap in front of every consumer, a recording listener, or
+// the VFIO container (a DMA map fails).
+void inject_refusal(fuzz::InputBytes& in, Rig& rig, TraceLog& trace) {
+  const uint8_t inj = in.take<uint8_t>();
+  ConsumerSet& cs = *rig.consumers;
+  if (inj % 3 == 1 && !cs.listeners().empty()) {
+    const auto& l = cs.listeners()[(inj >> 2) % cs.listeners().size()];
+    const uint64_t after = (inj >> 4) & 3;
+    (void)cs.refuse_populate(l->name(), after);
+    trace.line("listener refuse {} after={} -> ok", l->name(), after);
+  } else if (inj % 3 == 2 && cs.container() != nullptr) {
+    const uint64_t n = 1 + (inj >> 2) % 4;
+    (void)cs.fail_nth_map(n);
+    trace.line("vfio fail_map {} -> ok", n);
+  } else {
+    cs.refuse_next_populate();
+    trace.line("host refuse_populate -> ok");
+  }
+}
+
+// The consumers an input asks for: none but the tap, recording listeners, VFIO on explicit
+// sections, or VFIO on dynamic memslots (not in qemu-7.2, which has none).
+ConsumerOptions consumer_options(uint8_t sel, DeviceOptions& o) {
+  ConsumerOptions c;
+  const unsigned mode = sel % 4;
+  c.vfio = mode >= 2;
+  if (sel & 4) c.dma_entry_limit = 256;  // small enough that budgets and ENOSPC bite
+  if (mode == 3 && o.profile != Profile::Qemu72) {
+    o.dynamic_memslots = true;
+    constexpr uint64_t kLimits[] = {2, 4, 8, 256};
+    c.memslot_limit = kLimits[(sel >> 3) & 3];
+  }
+  return c;
+}
+
+void run_input(fuzz::InputBytes& in, TraceLog& trace) {
   const uint8_t setup = in.take<uint8_t>();
   const size_t p = setup % 3;
   const Geometry& g = kGeometries[(setup / 3) % std::size(kGeometries)];
@@ -167,10 +243,36 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   o.region_size = g.region_size;
   o.addr = 4ULL << 30;
   o.requested_size = (in.take<uint16_t>() % (g.region_size / g.block_size + 1)) * g.block_size;
+  const ConsumerOptions co = consumer_options(in.take<uint8_t>(), o);
+  if (const char* f = env("VMEM_FUZZ_FAULT")) o.fault = f;
   auto made = Machine::create(o, BackingKind::Null);
-  if (!made.has_value()) return 0;  // a geometry the options refuse: nothing to compare
+  if (!made.has_value()) {
+    if (!o.fault.empty()) fail("cannot build the device with the fault", made.error().message);
+    return;  // a geometry the options refuse: nothing to compare
+  }
   Rig rig;
-  rig.adopt(std::move(*made));
+  rig.machine = std::move(*made);
+  auto attached = ConsumerSet::attach(rig.device(), co);
+  if (!attached.has_value()) {
+    // A host set-up QEMU refuses to start with (e.g. VFIO on memslots beyond the DMA mapping
+    // budget): nothing to compare.
+    if (verbose())
+      std::fprintf(stderr, "ops: consumers refused: %s\n", attached.error().message.c_str());
+    return;
+  }
+  rig.consumers = std::move(*attached);
+  {
+    DeviceOptions shown = o;
+    shown.fault.clear();  // the trace is the fault-free expectation; replay --fault NAME
+    const std::string device = format_device_line(shown, BackingKind::Null, "none");
+    trace.line("{}", device);
+    if (verbose())
+      std::fprintf(stderr, "ops: %s; consumers vfio=%d memslots=%llu\n", device.c_str(), co.vfio,
+                   static_cast<unsigned long long>(co.memslot_limit));
+    trace.line("init");
+    trace.line("consumers vfio={} entry_limit={} memslots={} -> ok", co.vfio ? 1 : 0,
+               co.dma_entry_limit, co.memslot_limit);
+  }
   // The device decides nothing by PERSISTENT_SUSPEND (docs/profiles.md rows 10-11), so the
   // model is told it was not negotiated.
   std::unique_ptr<model::SpecModel> made_model;
@@ -182,116 +284,225 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fail("the model refuses options the device accepted", e.what());
   }
   model::SpecModel& m = *made_model;
-  compare(rig.device(), m, *rig.checker, "creation");
+  compare(rig, m, trace, "creation");
 
   for (int step = 0; step < 256 && !in.empty(); ++step) {
     const uint8_t op = in.take<uint8_t>();
     const WireConfig c = rig.device().config();
-    switch (op % 8) {
+    ConsumerSet& cs = *rig.consumers;
+    switch (op % 16) {
       case 0:
       case 1:
-      case 2: {  // a guest request (the most common operation)
+      case 2:
+      case 3:
+      case 4:
+      case 5: {  // a guest request (the most common operation)
         WireRequest r;
-        r.type = static_cast<uint16_t>(op >> 3 & 3);
+        r.type = static_cast<uint16_t>(op >> 4 & 3);
+        if (op & 0x40) inject_refusal(in, rig, trace);
         r.addr = pick_addr(in, c);
         r.nb_blocks = pick_nb(in);
-        const bool refuse = r.type == VIRTIO_MEM_REQ_PLUG && (op & 0x80);
-        rig.hooks.refuse_next = refuse;
-        const Response got = rig.device().process(r);
-        rig.hooks.refuse_next = false;
-        const model::Answer want = m.request(r.type, r.addr, r.nb_blocks, refuse);
+        const uint64_t refusals = cs.populate_refusals();
+        // Each listener's populates, discards and refusals, to see a roll-back.
+        std::vector<std::array<uint64_t, 3>> before;
         if (verbose()) {
-          std::fprintf(stderr, "ops: %s %#llx+%u%s -> %s\n", request_type_name(r.type),
-                       static_cast<unsigned long long>(r.addr), r.nb_blocks,
-                       refuse ? " (populate refused)" : "", to_string(got.type));
+          for (const auto& l : cs.listeners())
+            before.push_back({l->populates(), l->discards(), l->refusals()});
+        }
+        const Response got = rig.device().process(r);
+        // The model is told whether the host refused: which consumer refuses which populate is
+        // the host's business; what the device makes of it is the spec's.
+        const bool refused = cs.populate_refusals() != refusals;
+        const model::Answer want = m.request(r.type, r.addr, r.nb_blocks, refused);
+        const std::string want_state =
+            want.type == VIRTIO_MEM_RESP_ACK && r.type == VIRTIO_MEM_REQ_STATE
+                ? " state=" + lower(to_string(static_cast<BlockState>(want.state)))
+                : "";
+        trace.line("request {} addr={:#x} nb={} -> {}{}", request_type_name(r.type), r.addr,
+                   r.nb_blocks, lower(to_string(static_cast<RespType>(want.type))), want_state);
+        if (verbose()) {
+          // A refusal rolls back every listener populated before the refuser.
+          unsigned rolled_back = 0;
+          for (size_t i = 0; refused && i < before.size(); ++i) {
+            const auto& l = cs.listeners()[i];
+            if (l->populates() > before[i][0] && l->discards() > before[i][1] &&
+                l->refusals() == before[i][2])
+              ++rolled_back;
+          }
+          const std::string note =
+              refused ? fmt::format(" (populate refused; {} listeners rolled back)", rolled_back)
+                      : "";
+          std::fprintf(stderr, "ops: %s %#llx+%u%s -> %s%s\n", request_type_name(r.type),
+                       static_cast<unsigned long long>(r.addr), r.nb_blocks, note.c_str(),
+                       to_string(got.type),
+                       r.type == VIRTIO_MEM_REQ_STATE && got.type == RespType::Ack
+                           ? (std::string(" ") + to_string(got.state)).c_str()
+                           : "");
         }
         if (static_cast<uint16_t>(got.type) != want.type ||
             (want.type == VIRTIO_MEM_RESP_ACK && r.type == VIRTIO_MEM_REQ_STATE &&
              static_cast<uint16_t>(got.state) != want.state)) {
           fail("verdict differs from the model",
-               std::string(request_type_name(r.type)) + ": device " + to_string(got.type) + "/" +
-                   to_string(got.state) + ", model " + std::to_string(want.type) + "/" +
-                   std::to_string(want.state));
+               fmt::format("{}: device {}/{}, model {}/{}", request_type_name(r.type),
+                           to_string(got.type), to_string(got.state), want.type, want.state));
         }
-        compare(rig.device(), m, *rig.checker, "a request");
+        compare(rig, m, trace, "a request");
         break;
       }
-      case 3: {  // host resize, aligned mostly
+      case 6: {  // host resize, aligned mostly
         uint64_t target = (in.take<uint32_t>() % (g.region_size / g.block_size + 2)) * g.block_size;
         if (op & 0x80) target += in.take<uint16_t>();
         const bool accepted = rig.device().set_requested_size(target).has_value();
-        if (accepted != m.set_requested_size(target))
-          fail("resize accepted by one side only", std::to_string(target));
+        const bool want = m.set_requested_size(target);
+        trace.line("host resize {:#x} -> {}", target, want ? "ok" : "error");
+        if (accepted != want) fail("resize accepted by one side only", std::to_string(target));
         if (verbose())
           std::fprintf(stderr, "ops: resize %#llx -> %d\n", (unsigned long long)target, accepted);
-        compare(rig.device(), m, *rig.checker, "a resize");
+        compare(rig, m, trace, "a resize");
         break;
       }
-      case 4:
-        switch (op >> 3 & 3) {
+      case 7:
+        switch (op >> 4 & 3) {
           case 0:
             rig.device().system_reset();
             m.system_reset();
+            trace.line("host system_reset -> ok");
+            trace.line("init");  // the reset cleared the transport; the driver starts again
             break;
           case 1:
             rig.device().reset();
             m.device_reset();
+            trace.line("host device_reset -> ok");
+            trace.line("init");
             break;
           default:
             rig.device().wakeup_reset();
             m.wakeup_reset();
+            trace.line("host wakeup -> ok");
             break;
         }
-        if (verbose()) std::fprintf(stderr, "ops: reset kind %d\n", op >> 3 & 3);
-        compare(rig.device(), m, *rig.checker, "a reset");
+        if (verbose()) std::fprintf(stderr, "ops: reset kind %d\n", op >> 4 & 3);
+        compare(rig, m, trace, "a reset");
         break;
-      case 5: {
-        const bool busy = (op & 8) != 0;
+      case 8: {
+        const bool busy = (op & 0x10) != 0;
         rig.device().set_busy(busy);
         m.set_busy(busy);
+        trace.line("host busy {} -> ok", busy ? "on" : "off");
         if (verbose()) std::fprintf(stderr, "ops: busy %d\n", busy);
-        compare(rig.device(), m, *rig.checker, "a busy window change");
+        compare(rig, m, trace, "a busy window change");
         break;
       }
-      case 6: {  // migration: save, maybe corrupt, load into a fresh device
+      case 9: {  // migration: save, maybe corrupt, load into a fresh device with its consumers
         // Not on the 1 TiB region: its 64 KiB bitmap, traced compare by compare, would slow the
         // whole target down a hundredfold (migration_stream covers the loader on its own).
         if (g.region_size / g.block_size > (1U << 18)) break;
         std::vector<uint8_t> stream = rig.device().save();
-        const bool corrupt = (op & 8) != 0 && !stream.empty();
+        const bool corrupt = (op & 0x10) != 0 && !stream.empty();
+        size_t at = 0;
+        uint8_t flip = 0;
         if (corrupt) {
-          const size_t at = in.take<uint16_t>() % stream.size();
-          stream[at] ^= static_cast<uint8_t>(in.take<uint8_t>() | 1);
+          at = in.take<uint16_t>() % stream.size();
+          flip = static_cast<uint8_t>(in.take<uint8_t>() | 1);
+          stream[at] ^= flip;
         }
-        DeviceOptions fresh = rig.device().options();
-        auto dest = Machine::create(fresh, BackingKind::Null);
+        auto dest = Machine::create(rig.device().options(), BackingKind::Null);
         if (!dest.has_value()) fail("cannot build the destination", dest.error().message);
+        auto dest_consumers = cs.replicate(*(*dest)->device);
+        if (!dest_consumers.has_value())
+          fail("cannot replicate the consumers", dest_consumers.error().message);
         const bool loaded = (*dest)->device->load(stream).has_value();
         if (verbose())
           std::fprintf(stderr, "ops: migrate%s -> %s\n", corrupt ? " (corrupted)" : "",
                        loaded ? "loaded" : "rejected");
         if (!corrupt) {
+          trace.line("migrate -> ok");
           if (!loaded) fail("an intact migration stream was rejected");
-          rig.adopt(std::move(*dest));
+          rig.consumers.reset();  // before the source device it listens to
+          rig.machine = std::move(*dest);
+          rig.consumers = std::move(*dest_consumers);
           rig.device().set_busy(m.busy());  // the busy window is the host's, not migrated
-          if (!rig.checker->check_full().empty()) fail("invariants after an intact migration");
-          compare(rig.device(), m, *rig.checker, "a migration");
-        } else if (loaded) {
-          // A corruption the loader accepted must still be a consistent device.
-          InvariantChecker other(*(*dest)->device);
-          const auto bad = other.check_full();
-          if (!bad.empty())
-            fail("a corrupted stream loaded an inconsistent state", to_string(bad[0]));
+          trace.line("host busy {} -> ok", m.busy() ? "on" : "off");
+          const auto bad = rig.consumers->check_full();
+          if (!bad.empty()) fail("invariants after an intact migration", to_string(bad[0]));
+          compare(rig, m, trace, "a migration");
+        } else {
+          // A corruption the loader accepted must still be a consistent device and host side.
+          trace.line("migrate_corrupt {} {:#x} -> consistent", at, flip);
+          if (loaded) {
+            const auto bad = (*dest_consumers)->check_full();
+            if (!bad.empty())
+              fail("a corrupted stream loaded an inconsistent state", to_string(bad[0]));
+          }
+          dest_consumers->reset();
         }
         break;
       }
-      default: {  // several STATE sweeps cost nothing and catch silent state drift
+      case 11: {  // a recording listener on a section anywhere
+        if (cs.listeners().size() >= kMaxListeners) break;
+        const Section s = pick_section(in, o);
+        const std::string name = fmt::format("l{}", rig.next_listener++);
+        const bool double_discard = (op & 0x10) != 0;
+        const bool added = cs.add_listener(name, s, double_discard).has_value();
+        trace.line("listener add {} offset={:#x} size={:#x}{} -> {}", name, s.offset, s.size,
+                   double_discard ? " double_discard=1" : "", added ? "ok" : "error");
+        if (verbose())
+          std::fprintf(stderr, "ops: listener %s at %#llx+%#llx -> %s\n", name.c_str(),
+                       (unsigned long long)s.offset, (unsigned long long)s.size,
+                       added ? "added" : "refused");
+        compare(rig, m, trace, "a listener registration");
+        break;
+      }
+      case 12: {
+        if (cs.listeners().empty()) break;
+        const std::string name = cs.listeners()[in.take<uint8_t>() % cs.listeners().size()]->name();
+        (void)cs.remove_listener(name);
+        trace.line("listener del {} -> ok", name);
+        if (verbose()) std::fprintf(stderr, "ops: listener %s removed\n", name.c_str());
+        compare(rig, m, trace, "a listener unregistration");
+        break;
+      }
+      case 13: {  // VFIO on a section (with dynamic memslots the memslots decide instead)
+        if (cs.vfio() == nullptr || cs.memslots() != nullptr ||
+            rig.vfio_sections.size() >= kMaxVfioSections)
+          break;
+        const Section s = pick_section(in, o);
+        const bool added = cs.vfio_add(s).has_value();
+        if (added) rig.vfio_sections.push_back(s);
+        trace.line("vfio add offset={:#x} size={:#x} -> {}", s.offset, s.size,
+                   added ? "ok" : "error");
+        if (verbose())
+          std::fprintf(stderr, "ops: vfio section %#llx+%#llx -> %s\n",
+                       (unsigned long long)s.offset, (unsigned long long)s.size,
+                       added ? "added" : "refused");
+        compare(rig, m, trace, "a VFIO section");
+        break;
+      }
+      case 14: {
+        if (rig.vfio_sections.empty()) break;
+        const size_t i = in.take<uint8_t>() % rig.vfio_sections.size();
+        const Section s = rig.vfio_sections[i];
+        rig.vfio_sections.erase(rig.vfio_sections.begin() + static_cast<std::ptrdiff_t>(i));
+        (void)cs.vfio_del(s);
+        trace.line("vfio del offset={:#x} size={:#x} -> ok", s.offset, s.size);
+        if (verbose())
+          std::fprintf(stderr, "ops: vfio section %#llx+%#llx removed\n",
+                       (unsigned long long)s.offset, (unsigned long long)s.size);
+        compare(rig, m, trace, "a VFIO section removal");
+        break;
+      }
+      default: {  // 10, 15: STATE sweeps cost little and catch silent state drift
         const uint64_t blocks = c.usable_region_size / c.block_size;
         for (uint64_t b = 0; b < blocks && b < 4 * 0xffffULL; b += 0xffff) {
           const auto n = static_cast<uint16_t>(std::min<uint64_t>(0xffff, blocks - b));
-          const Response got =
-              rig.device().process({VIRTIO_MEM_REQ_STATE, {}, c.addr + b * c.block_size, n, {}});
-          const model::Answer want = m.request(VIRTIO_MEM_REQ_STATE, c.addr + b * c.block_size, n);
+          const uint64_t addr = c.addr + b * c.block_size;
+          const Response got = rig.device().process({VIRTIO_MEM_REQ_STATE, {}, addr, n, {}});
+          const model::Answer want = m.request(VIRTIO_MEM_REQ_STATE, addr, n);
+          trace.line("request state addr={:#x} nb={} -> {}{}", addr, n,
+                     lower(to_string(static_cast<RespType>(want.type))),
+                     want.type == VIRTIO_MEM_RESP_ACK
+                         ? " state=" + lower(to_string(static_cast<BlockState>(want.state)))
+                         : "");
           if (static_cast<uint16_t>(got.type) != want.type ||
               (want.type == VIRTIO_MEM_RESP_ACK && static_cast<uint16_t>(got.state) != want.state))
             fail("a STATE sweep differs from the model");
@@ -300,7 +511,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
   }
-  const auto v = rig.checker->check_full();
+  trace.line("check -> ok");
+  const auto v = rig.consumers->check_full();
   if (!v.empty()) fail("invariant violated at the end", to_string(v[0]));
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  fuzz::InputBytes in(data, size);
+  TraceLog trace;
+  g_trace = &trace;
+  run_input(in, trace);
+  trace.write();
+  g_trace = nullptr;
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "conformance/suite/checks.h"
@@ -76,80 +77,192 @@ std::vector<uint8_t> request(uint16_t type, uint16_t nb) {
 
 }  // namespace
 
-// fuzz/ops.cc's encoding (see its decoder): a setup byte, the requested size in blocks, then
-// operations.
+// fuzz/ops.cc's encoding (see its decoder): a setup byte, the requested size in blocks, the
+// consumers byte, then operations.
 class OpsInput {
  public:
-  OpsInput(uint8_t setup, uint16_t requested_blocks) {
+  // consumers: 0 none, 1 recording listeners, 2 VFIO on sections, 3 VFIO on dynamic memslots
+  // (| limit_index << 3); | 4 for a small DMA entry limit.
+  OpsInput(uint8_t setup, uint16_t requested_blocks, uint8_t consumers = 0) {
     bytes_ = {setup};
     u16(requested_blocks);
+    bytes_.push_back(consumers);
   }
   // A request at `block` blocks from the region start (-32..31), nb from pick_nb's choices.
-  OpsInput& request(uint16_t type, int block, uint8_t nb_choice, bool refuse_populate = false) {
-    bytes_.push_back(static_cast<uint8_t>(type << 3 | (refuse_populate ? 0x80 : 0)));
-    bytes_.push_back(0);  // base: the region's start
-    u16(static_cast<uint16_t>(block + 32));
-    bytes_.push_back(nb_choice);
-    return *this;
+  OpsInput& request(uint16_t type, int block, uint8_t nb_choice) {
+    bytes_.push_back(static_cast<uint8_t>(type << 4));
+    return target(block, nb_choice);
+  }
+  // The same, after a populate refusal is injected: by the tap in front of every consumer, by
+  // recording listener `listener` on its populate `after` from now, or by the VFIO container on
+  // its `map`-th DMA map from now (1..4).
+  OpsInput& refused(uint16_t type, int block, uint8_t nb_choice) {
+    return injected(type, block, nb_choice, 0);
+  }
+  OpsInput& refused_by_listener(uint16_t type, int block, uint8_t nb_choice, uint8_t listener,
+                                uint8_t after) {
+    return injected(type, block, nb_choice, static_cast<uint8_t>(1 | listener << 2 | after << 4));
+  }
+  OpsInput& refused_by_vfio(uint16_t type, int block, uint8_t nb_choice, uint8_t map) {
+    return injected(type, block, nb_choice, static_cast<uint8_t>(2 | (map - 1) << 2));
   }
   OpsInput& resize(uint32_t blocks) {
-    bytes_.push_back(3);
-    for (int i = 0; i < 4; ++i)
-      bytes_.push_back(static_cast<uint8_t>(blocks >> (8 * i)));
+    bytes_.push_back(6);
+    u32(blocks);
     return *this;
   }
   OpsInput& reset(uint8_t kind) {  // 0 system, 1 device, 2 wake-up
-    bytes_.push_back(static_cast<uint8_t>(4 | kind << 3));
+    bytes_.push_back(static_cast<uint8_t>(7 | kind << 4));
     return *this;
   }
   OpsInput& busy(bool on) {
-    bytes_.push_back(on ? 5 | 8 : 5);
+    bytes_.push_back(on ? 8 | 0x10 : 8);
     return *this;
   }
   OpsInput& migrate() {
-    bytes_.push_back(6);
+    bytes_.push_back(9);
+    return *this;
+  }
+  OpsInput& migrate_corrupt(uint16_t at, uint8_t flip) {
+    bytes_.push_back(9 | 0x10);
+    u16(at);
+    bytes_.push_back(flip);
     return *this;
   }
   OpsInput& sweep() {
-    bytes_.push_back(7);
+    bytes_.push_back(10);
+    return *this;
+  }
+  // A recording listener on blocks [first, first + n).
+  OpsInput& listener(uint32_t first, uint32_t n, bool double_discard = false) {
+    bytes_.push_back(double_discard ? 11 | 0x10 : 11);
+    u32(first);
+    u32(n - 1);
+    return *this;
+  }
+  OpsInput& listener_del(uint8_t index) {
+    bytes_.push_back(12);
+    bytes_.push_back(index);
+    return *this;
+  }
+  OpsInput& vfio(uint32_t first, uint32_t n) {
+    bytes_.push_back(13);
+    u32(first);
+    u32(n - 1);
+    return *this;
+  }
+  OpsInput& vfio_del(uint8_t index) {
+    bytes_.push_back(14);
+    bytes_.push_back(index);
     return *this;
   }
   std::vector<uint8_t> bytes() const { return bytes_; }
 
  private:
+  OpsInput& injected(uint16_t type, int block, uint8_t nb_choice, uint8_t inj) {
+    bytes_.push_back(static_cast<uint8_t>(type << 4 | 0x40));
+    bytes_.push_back(inj);
+    return target(block, nb_choice);
+  }
+  OpsInput& target(int block, uint8_t nb_choice) {
+    bytes_.push_back(0);  // base: the region's start
+    u16(static_cast<uint16_t>(block + 32));
+    bytes_.push_back(nb_choice);
+    return *this;
+  }
   void u16(uint16_t v) {
     bytes_.push_back(static_cast<uint8_t>(v));
     bytes_.push_back(static_cast<uint8_t>(v >> 8));
   }
+  void u32(uint32_t v) {
+    for (int i = 0; i < 4; ++i)
+      bytes_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  }
   std::vector<uint8_t> bytes_;
 };
 
+// pick_nb's choices.
+constexpr uint8_t kOne = 0, kTwo = 1, kZero = 2, kMax = 3;
+constexpr uint8_t nb_of(uint8_t n) {  // 1..42 blocks
+  return static_cast<uint8_t>(4 + 6 * (n - 1));
+}
+
 std::vector<uint8_t> ops_scenario(uint8_t setup) {
-  constexpr uint8_t one = 0, two = 1, zero = 2, max = 3;
   return OpsInput(setup, 8)
-      .request(VIRTIO_MEM_REQ_PLUG, 0, two)         // ACK
-      .request(VIRTIO_MEM_REQ_PLUG, 1, two)         // ERROR: block 1 is plugged
-      .request(VIRTIO_MEM_REQ_STATE, 0, max)        // ERROR: past the usable end
-      .request(VIRTIO_MEM_REQ_STATE, 0, 4 + 6 * 3)  // MIXED
-      .request(VIRTIO_MEM_REQ_PLUG, 2, 4 + 6 * 7)   // NACK: past requested_size
-      .request(VIRTIO_MEM_REQ_PLUG, 4, one, true)   // BUSY: populate refused
-      .request(VIRTIO_MEM_REQ_UNPLUG, 0, one)       // ACK
-      .request(VIRTIO_MEM_REQ_UNPLUG, 0, zero)      // ERROR: nb_blocks 0
-      .request(VIRTIO_MEM_REQ_PLUG, -1, one)        // ERROR: below the region
+      .request(VIRTIO_MEM_REQ_PLUG, 0, kTwo)       // ACK
+      .request(VIRTIO_MEM_REQ_PLUG, 1, kTwo)       // ERROR: block 1 is plugged
+      .request(VIRTIO_MEM_REQ_STATE, 0, kMax)      // ERROR: past the usable end
+      .request(VIRTIO_MEM_REQ_STATE, 0, nb_of(4))  // MIXED
+      .request(VIRTIO_MEM_REQ_PLUG, 2, nb_of(8))   // NACK: past requested_size
+      .refused(VIRTIO_MEM_REQ_PLUG, 4, kOne)       // BUSY: populate refused
+      .request(VIRTIO_MEM_REQ_UNPLUG, 0, kOne)     // ACK
+      .request(VIRTIO_MEM_REQ_UNPLUG, 0, kZero)    // ERROR: nb_blocks 0
+      .request(VIRTIO_MEM_REQ_UNPLUG, 0, kOne)     // ERROR: block 0 is unplugged
+      .request(VIRTIO_MEM_REQ_PLUG, -1, kOne)      // ERROR: below the region
+      .request(VIRTIO_MEM_REQ_STATE, 1, kOne)      // PLUGGED
+      .request(VIRTIO_MEM_REQ_STATE, 5, kOne)      // UNPLUGGED
       .resize(24)
       .busy(true)
-      .request(VIRTIO_MEM_REQ_PLUG, 10, one)  // BUSY
-      .request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, one)
+      .request(VIRTIO_MEM_REQ_PLUG, 10, kOne)   // BUSY
+      .request(VIRTIO_MEM_REQ_UNPLUG, 1, kOne)  // BUSY
+      .request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, kOne)
       .reset(0)  // skipped: busy with a block plugged
       .busy(false)
       .migrate()
+      .migrate_corrupt(0, 0x01)  // a broken header: rejected
       .sweep()
       .reset(2)
       .reset(1)
-      .request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, one)
+      .request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, kOne)
       .resize(0)
       .reset(0)
       .sweep()
+      .bytes();
+}
+
+// Consumers: listeners on overlapping sections at non-zero offsets, a refusal that rolls back
+// across them, VFIO mappings refused by the container, unregistration, migration with the same
+// consumers on the destination.
+std::vector<uint8_t> ops_consumers_scenario(uint8_t setup, uint8_t consumers) {
+  OpsInput in(setup, 24, consumers);
+  in.listener(2, 12)                                                 // l0: blocks 2..13
+      .listener(6, 20, true)                                         // l1: blocks 6..25
+      .request(VIRTIO_MEM_REQ_PLUG, 3, nb_of(4))                     // ACK, l0 and l1
+      .refused_by_listener(VIRTIO_MEM_REQ_PLUG, 10, nb_of(3), 1, 0)  // rolled back from l1
+      .refused_by_listener(VIRTIO_MEM_REQ_PLUG, 10, nb_of(3), 0, 0)  // refused by l0
+      .request(VIRTIO_MEM_REQ_PLUG, 10, nb_of(3));                   // ACK
+  if ((consumers & 3) == 2) in.vfio(4, 16).vfio(1, 2);               // VFIO at non-zero offsets
+  in.refused_by_vfio(VIRTIO_MEM_REQ_PLUG, 15, nb_of(2), 2)           // the second block's map fails
+      .request(VIRTIO_MEM_REQ_PLUG, 15, nb_of(2))
+      .request(VIRTIO_MEM_REQ_UNPLUG, 4, kTwo)
+      .migrate()
+      .migrate_corrupt(40, 0x80)
+      .listener_del(0)
+      .request(VIRTIO_MEM_REQ_UNPLUG, 10, kOne)
+      .listener(0, 24)
+      .refused(VIRTIO_MEM_REQ_PLUG, 20, kOne);
+  if ((consumers & 3) == 2) in.vfio_del(0);
+  in.request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, kOne).reset(0).sweep();
+  return in.bytes();
+}
+
+// Dynamic memslots on 8 GiB of 1 GiB blocks, 8 memslots: one block per memslot, so every plug
+// maps memslots, every unplug unmaps them, and VFIO follows.
+std::vector<uint8_t> ops_memslots_scenario(uint8_t setup) {
+  constexpr uint8_t kEightMemslots = 3 | 2 << 3;
+  return OpsInput(setup, 6, kEightMemslots)
+      .listener(1, 5)                                           // l0: memslots 1..5
+      .request(VIRTIO_MEM_REQ_PLUG, 3, kTwo)                    // maps memslots 3 and 4
+      .refused_by_vfio(VIRTIO_MEM_REQ_PLUG, 0, kOne, 1)         // memslot 0's mapping fails
+      .refused_by_listener(VIRTIO_MEM_REQ_PLUG, 1, kTwo, 0, 1)  // rolled back, memslots unmapped
+      .request(VIRTIO_MEM_REQ_PLUG, 1, kOne)
+      .request(VIRTIO_MEM_REQ_UNPLUG, 4, kOne)  // memslot 4 unmapped
+      .migrate()
+      .listener_del(0)
+      .request(VIRTIO_MEM_REQ_STATE, 0, nb_of(6))
+      .reset(0)  // everything unplugged and unmapped
+      .request(VIRTIO_MEM_REQ_PLUG, 5, kOne)
+      .request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, kOne)
       .bytes();
 }
 
@@ -243,6 +356,18 @@ int main(int argc, char** argv) {
         std::pair{"everything-qemu-7.2", 2}, std::pair{"everything-spec-1TiB", 12}}) {
     write(ops, name, ops_scenario(static_cast<uint8_t>(setup)));
   }
+  // Setup 0 (spec, 64 MiB of 2 MiB blocks) and 2 (qemu-7.2): listeners only, VFIO on sections,
+  // a 256-entry DMA limit, and dynamic memslots on a region that gets a single one; then
+  // dynamic memslots that are dynamic, on 8 GiB (setups 6 and 7: spec and qemu).
+  for (auto [name, setup, consumers] :
+       {std::tuple{"consumers-listeners-spec", 0, 1}, std::tuple{"consumers-vfio-spec", 0, 2},
+        std::tuple{"consumers-vfio-qemu-7.2", 2, 2 | 4},
+        std::tuple{"consumers-one-memslot-spec", 0, 3}}) {
+    write(ops, name,
+          ops_consumers_scenario(static_cast<uint8_t>(setup), static_cast<uint8_t>(consumers)));
+  }
+  write(ops, "consumers-memslots-spec", ops_memslots_scenario(6));
+  write(ops, "consumers-memslots-qemu", ops_memslots_scenario(7));
   // transport: the generic initialization over each transport, a queue, a notification with
   // empty rings, an interrupt acknowledged, a resize. Register numbers index the target's lists.
   const std::filesystem::path tr = std::filesystem::path(argv[1]) / "transport";

@@ -165,9 +165,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // VMEM_FUZZ_VERBOSE=1 says what happened to an input, for whoever is reading a crash or seed.
   if (std::getenv("VMEM_FUZZ_VERBOSE") != nullptr) {
     std::fprintf(
-        stderr, "virtqueue: queue %u, %u used, %llu detached in total, status %#x, plugged %#llx\n",
+        stderr,
+        "virtqueue: queue %u, %u used, %llu detached in total, status %#x%s, plugged %#llx\n",
         unsigned{qsize}, unsigned{q.state().next_used},
         static_cast<unsigned long long>(q.detached()), unsigned{dev.status()},
+        (dev.status() & VIRTIO_CONFIG_S_NEEDS_RESET) ? " (NEEDS_RESET)" : "",
         static_cast<unsigned long long>(dev.config().plugged_size));
   }
   const uint64_t detached_before = detached_total;

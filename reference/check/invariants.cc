@@ -191,7 +191,14 @@ void InvariantChecker::check_memslots(uint64_t first, uint64_t end,
     const Section s = memslots_->section_of(i);
     if (s.end() / bs <= first || s.offset / bs >= end) continue;
     const bool holds = !device_.bitmap().is_range_unplugged(s.offset / bs, s.size / bs);
-    if (memslots_->active(i) != holds) {
+    // Without dynamic memslots (a single memslot is never dynamic) the region stays mapped for
+    // the life of the device, plugged or not.
+    if (!memslots_->dynamic() && !memslots_->active(i)) {
+      out.push_back({"I7 memslot mapped iff it holds a plugged block", fmt::format("memslot {}", i),
+                     fmt::format("memslot [{:#x}, +{:#x}) is unmapped without dynamic memslots; {}",
+                                 s.offset, s.size, describe())});
+    }
+    if (memslots_->dynamic() && memslots_->active(i) != holds) {
       out.push_back({"I7 memslot mapped iff it holds a plugged block", fmt::format("memslot {}", i),
                      fmt::format("memslot [{:#x}, +{:#x}) is {} but {}; {}", s.offset, s.size,
                                  memslots_->active(i) ? "mapped" : "unmapped",

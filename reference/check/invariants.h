@@ -8,7 +8,8 @@
 //   I5 every listener's view = plugged blocks ∩ its section
 //   I6 every VFIO listener's mappings = one mapping per plugged block of its section, pinned
 //      bytes = their size, mappings <= the container's entry limit
-//   I7 a memslot is mapped iff it holds a plugged block; VFIO listens to exactly the mapped ones
+//   I7 with dynamic memslots, a memslot is mapped iff it holds a plugged block, and VFIO listens
+//      to exactly the mapped ones; without (or with a single memslot), the region stays mapped
 //   I8 unplugged blocks are not resident (decisions D10), where the backing holds memory
 //
 // check_full() looks at everything; check_incremental() only at the blocks the device touched

@@ -7,6 +7,7 @@
 #include <memory>
 #include <sstream>
 
+#include "reference/check/consumer_set.h"
 #include "reference/mem/machine.h"
 #include "reference/mem/request_driver.h"
 #include "reference/transport/virtio_mmio.h"
@@ -119,10 +120,13 @@ Status parse_device(const TraceOp& op, Trace& t) {
       if (!n.has_value() || *n > 0xffff)
         return unexpected(at(op.line, fmt::format("bad {} '{}'", k, v)));
       (k == "node" ? o.node_id : o.queue_size) = static_cast<uint16_t>(*n);
-    } else if (k == "acpi_pxm" || k == "indirect" || k == "event_idx") {
+    } else if (k == "acpi_pxm" || k == "indirect" || k == "event_idx" || k == "memslots") {
       if (v != "0" && v != "1")
         return unexpected(at(op.line, fmt::format("'{}' must be 0 or 1", k)));
-      (k == "acpi_pxm" ? o.acpi_pxm : k == "indirect" ? o.indirect_desc : o.event_idx) = v == "1";
+      (k == "acpi_pxm"   ? o.acpi_pxm
+       : k == "indirect" ? o.indirect_desc
+       : k == "memslots" ? o.dynamic_memslots
+                         : o.event_idx) = v == "1";
     } else if (k == "ui" || k == "ps") {
       auto tri = tristate_from(v);
       if (!tri) return unexpected(at(op.line, fmt::format("'{}' must be auto, on or off", k)));
@@ -223,6 +227,7 @@ std::string format_device_line(const DeviceOptions& o, BackingKind backing,
       o.usable_extent, o.node_id, o.acpi_pxm ? 1 : 0, tristate_name(o.unplugged_inaccessible),
       tristate_name(o.persistent_suspend), o.indirect_desc ? 1 : 0, o.event_idx ? 1 : 0,
       o.queue_size, to_string(backing), transport);
+  if (o.dynamic_memslots) s += " memslots=1";
   if (!o.fault.empty() && o.fault != "none") s += " fault=" + o.fault;
   return s;
 }
@@ -282,6 +287,11 @@ class Session {
   Result<std::vector<std::string>> host(const TraceOp& op);
   Result<std::vector<std::string>> reg(const TraceOp& op);
   Result<std::vector<std::string>> migrate();
+  Result<std::vector<std::string>> migrate_corrupt(const TraceOp& op);
+  Result<std::vector<std::string>> consumers(const TraceOp& op);
+  Result<std::vector<std::string>> listener(const TraceOp& op);
+  Result<std::vector<std::string>> vfio(const TraceOp& op);
+  Result<std::vector<std::string>> check();
 
   static constexpr uint64_t kQueueBase = 1ULL << 20;
   const Trace* trace_ = nullptr;
@@ -290,6 +300,7 @@ class Session {
   std::unique_ptr<RequestDriver> driver_;
   std::unique_ptr<VirtioPciTransport> pci_;
   std::unique_ptr<VirtioMmioTransport> mmio_;
+  std::unique_ptr<ConsumerSet> consumers_;  // after a `consumers` line
 };
 
 Result<uint64_t> number(const TraceOp& op, const std::string& text, std::string_view what) {
@@ -404,6 +415,12 @@ Result<std::vector<std::string>> Session::host(const TraceOp& op) {
     dev.wakeup_reset();
   } else if (a == "device_reset") {
     dev.write_status(0);
+  } else if (a == "refuse_populate") {
+    // The next populate is refused before any consumer sees it (the RAM block could not be
+    // populated): the device must roll back and answer BUSY.
+    if (!consumers_)
+      return unexpected(at(op.line, "host refuse_populate needs a `consumers` line"));
+    consumers_->refuse_next_populate();
   } else if (a == "busy") {
     if (op.args.size() != 2 || (op.args[1] != "on" && op.args[1] != "off")) {
       return unexpected(at(op.line, "host busy on|off"));
@@ -467,9 +484,17 @@ Result<std::vector<std::string>> Session::migrate() {
   std::vector<uint8_t> ram(Machine::kRamSize);
   if (!machine_->mem.read(Machine::kRamBase, ram).has_value())
     return unexpected(Error{"cannot read guest RAM"});
+  std::unique_ptr<ConsumerSet> old_consumers = std::move(consumers_);
   std::unique_ptr<Machine> old = std::move(machine_);
   driver_.reset();
   VMEM_TRY(build());
+  // The destination's consumers exist before the stream loads, as in QEMU.
+  if (old_consumers) {
+    auto copy = old_consumers->replicate(*machine_->device);
+    if (!copy.has_value()) return unexpected(copy.error());
+    consumers_ = std::move(*copy);
+    old_consumers.reset();  // before the source device it listens to
+  }
   (void)machine_->mem.write(Machine::kRamBase, ram);
   // Device-region memory travels with the RAM too: copy what is plugged.
   if (old->device_region && machine_->device_region && old->device_region->backing.data()) {
@@ -488,12 +513,131 @@ Result<std::vector<std::string>> Session::migrate() {
   return std::vector<std::string>{"ok"};
 }
 
+Result<std::vector<std::string>> Session::consumers(const TraceOp& op) {
+  if (consumers_) return unexpected(at(op.line, "the consumers are set up already"));
+  ConsumerOptions o;
+  auto vfio = kv_number(op, "vfio", 0);
+  auto limit = kv_number(op, "entry_limit", o.dma_entry_limit);
+  auto memslots = kv_number(op, "memslots", 0);
+  if (!vfio.has_value() || *vfio > 1) return unexpected(at(op.line, "vfio must be 0 or 1"));
+  if (!limit.has_value() || *limit > UINT32_MAX) return unexpected(at(op.line, "bad entry_limit"));
+  if (!memslots.has_value()) return unexpected(memslots.error());
+  o.vfio = *vfio == 1;
+  o.dma_entry_limit = static_cast<uint32_t>(*limit);
+  o.memslot_limit = *memslots;
+  auto set = ConsumerSet::attach(*machine_->device, o);
+  if (!set.has_value()) return unexpected(at(op.line, set.error().message));
+  consumers_ = std::move(*set);
+  return std::vector<std::string>{"ok"};
+}
+
+// `consistent`, or `violations=N` and each violated invariant's tag (I1..I8, "listener").
+std::vector<std::string> violation_tokens(const std::vector<Violation>& found) {
+  if (found.empty()) return {"consistent"};
+  std::vector<std::string> obs = {fmt::format("violations={}", found.size())};
+  for (const Violation& v : found) {
+    const std::string tag = v.invariant.substr(0, v.invariant.find(' '));
+    if (std::find(obs.begin(), obs.end(), tag) == obs.end()) obs.push_back(tag);
+  }
+  return obs;
+}
+
+Result<Section> section_of(const TraceOp& op) {
+  auto offset = kv_number(op, "offset", 0);
+  auto size = kv_number(op, "size", 0);
+  if (!offset.has_value()) return unexpected(offset.error());
+  if (!size.has_value()) return unexpected(size.error());
+  return Section{*offset, *size};
+}
+
+std::vector<std::string> ok_or_error(const Status& s) {
+  return {s.has_value() ? "ok" : "error"};
+}
+
+Result<std::vector<std::string>> Session::migrate_corrupt(const TraceOp& op) {
+  // migrate_corrupt AT MASK: the device's stream with byte AT xor MASK, loaded into a fresh
+  // device with the same consumers. The device itself is untouched.
+  if (op.args.size() != 2) return unexpected(at(op.line, "migrate_corrupt AT MASK"));
+  VMEM_ASSIGN_OR_RETURN(uint64_t pos, number(op, op.args[0], "offset"));
+  VMEM_ASSIGN_OR_RETURN(uint64_t mask, number(op, op.args[1], "mask"));
+  std::vector<uint8_t> stream = machine_->device->save();
+  if (pos >= stream.size() || mask > 0xff)
+    return unexpected(at(op.line, fmt::format("the stream has {} bytes", stream.size())));
+  stream[pos] ^= static_cast<uint8_t>(mask);
+  auto dest = Machine::create(options_, trace_->backing);
+  if (!dest.has_value()) return unexpected(dest.error());
+  std::unique_ptr<ConsumerSet> dest_consumers;
+  if (consumers_) {
+    auto copy = consumers_->replicate(*(*dest)->device);
+    if (!copy.has_value()) return unexpected(copy.error());
+    dest_consumers = std::move(*copy);
+  }
+  // A rejected stream leaves nothing inconsistent; a loaded one is checked in full.
+  if (!(*dest)->device->load(stream).has_value())
+    return std::vector<std::string>{"rejected", "consistent"};
+  const std::vector<Violation> found = dest_consumers
+                                           ? dest_consumers->check_full()
+                                           : InvariantChecker(*(*dest)->device).check_full();
+  std::vector<std::string> obs = violation_tokens(found);
+  obs.insert(obs.begin(), "loaded");
+  return obs;
+}
+
+Result<std::vector<std::string>> Session::listener(const TraceOp& op) {
+  // listener add NAME offset= size= [double_discard=1] | listener del NAME |
+  // listener refuse NAME after=K
+  if (!consumers_) return unexpected(at(op.line, "listener before a `consumers` line"));
+  if (op.args.size() != 2) return unexpected(at(op.line, "listener add|del|refuse NAME ..."));
+  const std::string& name = op.args[1];
+  if (op.args[0] == "add") {
+    VMEM_ASSIGN_OR_RETURN(Section s, section_of(op));
+    auto dd = op.kv.find("double_discard");
+    return ok_or_error(consumers_->add_listener(name, s, dd != op.kv.end() && dd->second == "1"));
+  }
+  if (op.args[0] == "del") return ok_or_error(consumers_->remove_listener(name));
+  if (op.args[0] == "refuse") {
+    auto after = kv_number(op, "after", 0);
+    if (!after.has_value()) return unexpected(after.error());
+    return ok_or_error(consumers_->refuse_populate(name, *after));
+  }
+  return unexpected(at(op.line, fmt::format("unknown listener action '{}'", op.args[0])));
+}
+
+Result<std::vector<std::string>> Session::vfio(const TraceOp& op) {
+  // vfio add offset= size= | vfio del offset= size= | vfio fail_map N
+  if (!consumers_) return unexpected(at(op.line, "vfio before a `consumers` line"));
+  if (op.args.empty()) return unexpected(at(op.line, "vfio add|del|fail_map ..."));
+  if (op.args[0] == "add" || op.args[0] == "del") {
+    VMEM_ASSIGN_OR_RETURN(Section s, section_of(op));
+    return ok_or_error(op.args[0] == "add" ? consumers_->vfio_add(s) : consumers_->vfio_del(s));
+  }
+  if (op.args[0] == "fail_map" && op.args.size() == 2) {
+    VMEM_ASSIGN_OR_RETURN(uint64_t n, number(op, op.args[1], "map count"));
+    return ok_or_error(consumers_->fail_nth_map(n));
+  }
+  return unexpected(at(op.line, "vfio add|del offset= size=, or vfio fail_map N"));
+}
+
+Result<std::vector<std::string>> Session::check() {
+  // The full invariant check over the device and its consumers.
+  std::vector<Violation> found =
+      consumers_ ? consumers_->check_full() : InvariantChecker(*machine_->device).check_full();
+  std::vector<std::string> obs = violation_tokens(found);
+  if (found.empty()) obs.insert(obs.begin(), "ok");
+  return obs;
+}
+
 Result<std::vector<std::string>> Session::run(const TraceOp& op) {
   VirtioMemDevice& dev = *machine_->device;
   if (op.verb == "request") return request(op);
   if (op.verb == "host") return host(op);
   if (op.verb == "reg") return reg(op);
   if (op.verb == "migrate") return migrate();
+  if (op.verb == "migrate_corrupt") return migrate_corrupt(op);
+  if (op.verb == "consumers") return consumers(op);
+  if (op.verb == "listener") return listener(op);
+  if (op.verb == "vfio") return vfio(op);
+  if (op.verb == "check") return check();
   if (op.verb == "init") {
     std::optional<uint64_t> features;
     if (auto it = op.kv.find("features"); it != op.kv.end()) {
