@@ -103,8 +103,12 @@ Status ConsumerSet::vfio_add(const Section& s) {
   if (!vfio_) return unexpected(Error{"no VFIO container"});
   if (memslots_)
     return unexpected(Error{"with dynamic memslots, the memslots decide VFIO's sections"});
-  if (std::find(vfio_sections_.begin(), vfio_sections_.end(), s) != vfio_sections_.end())
-    return unexpected(Error{"VFIO already listens to that section"});
+  // The memory API hands VFIO the sections of a flat view, which never overlap; VFIO's own
+  // clean-up after a refused section relies on that (it unmaps the section's whole IOVA range).
+  for (const Section& other : vfio_sections_) {
+    if (s.offset < other.end() && other.offset < s.end())
+      return unexpected(Error{"VFIO sections of one flat view do not overlap"});
+  }
   VMEM_TRY(vfio_->region_add(s));
   vfio_sections_.push_back(s);
   return ok();

@@ -50,7 +50,8 @@ class ConsumerSet final : private DiscardHooks {
   Status remove_listener(std::string_view name);
   // The listener refuses its n-th populate from now (0 = the next).
   Status refuse_populate(std::string_view name, uint64_t after);
-  // VFIO on an explicit section (not with dynamic memslots, which decide VFIO's sections).
+  // VFIO on an explicit section (not with dynamic memslots, which decide VFIO's sections), which
+  // overlaps none VFIO has already, as the sections of a flat view never do.
   Status vfio_add(const Section& s);
   Status vfio_del(const Section& s);
   // The container's n-th DMA map from now (1 = the next) fails.
