@@ -146,7 +146,7 @@ ProofResult verdict_order(Profile p, const ProofOptions& o) {
              busy = m.lit(VIRTIO_MEM_RESP_BUSY), err = m.lit(VIRTIO_MEM_RESP_ERROR);
   const Expr plug = rules::plug_verdict(m, p, v, q, w, b, o.fault);
   const Expr unplug = rules::unplug_verdict(m, v, w, b);
-  const Expr all = rules::unplug_all_verdict(m, p, b, plugged);
+  const Expr all = rules::unplug_all_verdict(m, p, b, plugged, o.fault);
   const Expr state = rules::state_verdict(m, v);
   Expr plug_ok = z3::implies(!v, plug == err) &&                 // DEV-26
                  z3::implies(v && !w && !q && !b, plug == ack);  // DEV-29

@@ -42,7 +42,7 @@ TEST_P(ProofSensitivityTest, MutantIsCaughtWithACounterexample) {
 // The counterexample of a range-check mutant is a trace that replays cleanly on the correct
 // logic and fails on the mutant (decisions D7).
 TEST(ProofCounterexampleTest, RangeCheckCounterexampleReplaysAsAFailingTrace) {
-  for (Fault f : {Fault::RangeEndOffByOne, Fault::RangeNoWrapCheck}) {
+  for (Fault f : {Fault::RangeEndOffByOne, Fault::RangeNoWrapCheck, Fault::NbBlocksZeroAccepted}) {
     const ProofResult r = run("range_check_exact", f);
     ASSERT_EQ(r.outcome, Outcome::Failed);
     ASSERT_FALSE(r.trace.empty()) << fault_name(f);
@@ -66,7 +66,16 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"verdict_order[spec]", Fault::NackBeforeRangeCheck},
                       Case{"verdict_order[qemu]", Fault::NackBeforeRangeCheck},
                       Case{"usable_region_bounds", Fault::UsableRegionNotRounded},
-                      Case{"usable_region_bounds", Fault::UnplugAllUsableBelowRequested}),
+                      Case{"usable_region_bounds", Fault::UnplugAllUsableBelowRequested},
+                      Case{"range_check_exact", Fault::NbBlocksZeroAccepted},
+                      Case{"verdict_order[spec]", Fault::PlugIgnoresBusy},
+                      Case{"verdict_order[qemu]", Fault::PlugIgnoresBusy},
+                      // Profile differences: the proof pins the D1 table the spec and qemu
+                      // profiles chose, where the spec leaves the answer open.
+                      Case{"verdict_order[spec]", Fault::OverQuotaAnsweredError},
+                      Case{"verdict_order[qemu]", Fault::OverQuotaAnsweredError},
+                      Case{"verdict_order[spec]", Fault::UnplugAllBusyWhenEmpty},
+                      Case{"verdict_order[qemu]", Fault::UnplugAllBusyWhenEmpty}),
     [](const auto& p) {
       std::string n = std::string(fault_name(p.param.fault)) + "_" + p.param.proof;
       for (char& ch : n) {

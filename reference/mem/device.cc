@@ -235,7 +235,8 @@ bool VirtioMemDevice::drain_queue(SplitQueue& q) {
       break;
     }
     const WireRequest req = decode_request(raw);
-    if (req.type > VIRTIO_MEM_REQ_STATE) {
+    // GEN-10 leaves unknown types open; cloud-hypervisor answers them with ERROR (the mutant).
+    if (req.type > VIRTIO_MEM_REQ_STATE && !faulty(fault_, Fault::UnknownTypeAnsweredError)) {
       q.detach(chain_);
       count_protocol_violation();
       needs_reset(fmt::format("virtio-mem protocol violation: unknown request type: {}", req.type));
@@ -252,8 +253,12 @@ bool VirtioMemDevice::drain_queue(SplitQueue& q) {
       needs_reset("virtio-mem: response buffer not writable");
       break;
     }
-    // QEMU reports the response size as the used length whatever the request type.
-    if (!q.add_used(mem, chain_.head(), kResponseSize).has_value()) {
+    // QEMU reports the response size as the used length whatever the request type (GEN-8).
+    const auto used_len =
+        faulty(fault_, Fault::UsedLenWholeChain)
+            ? static_cast<uint32_t>(chain_.readable_bytes() + chain_.writable_bytes())
+            : static_cast<uint32_t>(kResponseSize);
+    if (!q.add_used(mem, chain_.head(), used_len).has_value()) {
       needs_reset("virtio-mem: used ring not writable");
       break;
     }
@@ -300,7 +305,8 @@ Response VirtioMemDevice::plug(uint64_t gpa, uint16_t nb_blocks) {
   // Block states are only looked at for a valid range: an invalid one may lie outside the bitmap.
   // (Blocks past the region, reachable only through a faulty range check, count as unplugged.)
   const uint64_t in_bitmap = valid ? blocks_in_region(gpa, nb_blocks) : 0;
-  const bool wrong_state = in_bitmap != 0 && !bitmap_.is_range_unplugged(block_of(gpa), in_bitmap);
+  bool wrong_state = in_bitmap != 0 && !bitmap_.is_range_unplugged(block_of(gpa), in_bitmap);
+  if (faulty(fault_, Fault::PlugStateCheckSkipped)) wrong_state = false;
   const bool over_quota = rules::exceeds_requested(U64{}, plugged_size_, size, requested_size_);
   const auto verdict = static_cast<RespType>(
       rules::plug_verdict(U64{}, options_.profile, valid, over_quota, wrong_state, busy_, fault_));
@@ -319,6 +325,15 @@ Response VirtioMemDevice::plug(uint64_t gpa, uint16_t nb_blocks) {
       auto relock = lock_state();
       ++counters_.populate_refusals;
       touched_.add(block_of(gpa), blocks);
+      // The mutants: blocks marked plugged before the populate and left so (cloud-hypervisor's
+      // order), or plugged_size grown before it and not taken back.
+      if (faulty(fault_, Fault::PlugBitmapKeptOnRefusal) && blocks != 0) {
+        bitmap_.set_range_plugged(block_of(gpa), blocks);
+      }
+      if (faulty(fault_, Fault::PlugSizeNotRolledBack)) {
+        plugged_size_ += size;
+        sync_config(true, false);
+      }
     }
     end_in_flight();
     return {RespType::Busy};
@@ -327,8 +342,10 @@ Response VirtioMemDevice::plug(uint64_t gpa, uint16_t nb_blocks) {
     auto relock = lock_state();
     if (blocks != 0) bitmap_.set_range_plugged(block_of(gpa), blocks);
     touched_.add(block_of(gpa), blocks);
-    plugged_size_ += size;     // DEV-30
-    sync_config(true, false);  // DEV-10: plugged_size alone is not notified
+    plugged_size_ += size;  // DEV-30
+    // GEN-5: the generation changes; DEV-10: plugged_size alone is not notified.
+    sync_config(!faulty(fault_, Fault::PlugGenerationUnchanged),
+                faulty(fault_, Fault::PlugNotifiesConfig));
   }
   end_in_flight();
   return {RespType::Ack};
@@ -378,7 +395,7 @@ Response VirtioMemDevice::unplug(uint64_t gpa, uint16_t nb_blocks) {
 Response VirtioMemDevice::unplug_all() {
   auto lock = begin_request();
   const auto verdict = static_cast<RespType>(
-      rules::unplug_all_verdict(U64{}, options_.profile, busy_, plugged_size_));
+      rules::unplug_all_verdict(U64{}, options_.profile, busy_, plugged_size_, fault_));
   last_stamp_ = ++version_;
   if (verdict != RespType::Ack) return {verdict};  // DEV-40
   start_in_flight(lock);
@@ -409,9 +426,12 @@ bool VirtioMemDevice::unplug_everything(bool check_busy) {
     }
   } else if (bitmap_.count() != 0) {
     // One discard from the first to the last plugged block: all or nothing, as QEMU's single
-    // discard of the RAM block, and the unplugged blocks in between lose nothing.
-    const uint64_t first = bitmap_.find_next(true, 0, bitmap_.size());
-    const uint64_t last = bitmap_.find_last_plugged();
+    // discard of the RAM block, and the unplugged blocks in between lose nothing. (The
+    // equivalent mutant discards the whole region: what lies outside the span is unplugged, so
+    // already discarded.)
+    const bool whole = faulty(fault_, Fault::UnplugAllDiscardsWholeRegion);
+    const uint64_t first = whole ? 0 : bitmap_.find_next(true, 0, bitmap_.size());
+    const uint64_t last = whole ? bitmap_.size() - 1 : bitmap_.find_last_plugged();
     const uint64_t bs = options_.block_size;
     if (!region_.discard(first * bs, (last + 1 - first) * bs).has_value()) {
       auto lock = lock_state();
@@ -424,7 +444,13 @@ bool VirtioMemDevice::unplug_everything(bool check_busy) {
   bool changed = false;
   {
     auto lock = lock_state();
-    bitmap_.clear_all();
+    if (faulty(fault_, Fault::UnplugAllKeepsLastBlock) && had_plugged) {
+      // The mutant's clear stops one block short of the last plugged block.
+      const uint64_t last = bitmap_.find_last_plugged();
+      if (last != 0) bitmap_.set_range_unplugged(0, last);
+    } else {
+      bitmap_.clear_all();
+    }
     touched_.add(0, bitmap_.size());
     plugged_size_ = 0;
     // DEV-43: the usable region may shrink here, without a notification.
@@ -439,14 +465,21 @@ bool VirtioMemDevice::unplug_everything(bool check_busy) {
 Response VirtioMemDevice::state(uint64_t gpa, uint16_t nb_blocks) {
   auto lock = begin_request();
   last_stamp_ = ++version_;
-  const bool valid = valid_range(gpa, nb_blocks);
+  // The mutant computes a state even for an invalid range (cloud-hypervisor before 1dd588fa6);
+  // blocks_in_region() keeps it inside the bitmap.
+  const bool valid = valid_range(gpa, nb_blocks) || faulty(fault_, Fault::StateRangeCheckIgnored);
   const auto verdict = static_cast<RespType>(rules::state_verdict(U64{}, valid));
   if (verdict != RespType::Ack) return {verdict};  // DEV-46
   const uint64_t first = block_of(gpa);
   const uint64_t n = blocks_in_region(gpa, nb_blocks);
   if (n == 0) return {RespType::Ack, BlockState::Unplugged};
-  const auto s = static_cast<BlockState>(rules::state_of(U64{}, bitmap_.is_range_plugged(first, n),
-                                                         bitmap_.is_range_unplugged(first, n)));
+  const auto s = static_cast<BlockState>(rules::state_of(
+      U64{}, bitmap_.is_range_plugged(first, n), bitmap_.is_range_unplugged(first, n), fault_));
+  if (faulty(fault_, Fault::StateNotifiesDiscard) && hooks_ != nullptr) {
+    // The mutant runs the unplug notification for a STATE (no device lock: listeners may look).
+    if (lock.owns_lock()) lock.unlock();
+    hooks_->discard(gpa - options_.addr, n * options_.block_size);
+  }
   return {RespType::Ack, s};  // DEV-47, DEV-48
 }
 
@@ -473,7 +506,7 @@ Status VirtioMemDevice::set_requested_size(uint64_t size, uint64_t* stamp) {
     return unexpected(Error{fmt::format(
         "'requested-size' has to be multiples of 'block-size' ({:#x})", options_.block_size)});
   }
-  if (size > options_.region_size) {
+  if (size > options_.region_size && !faulty(fault_, Fault::HostResizeBeyondRegion)) {
     return unexpected(Error{fmt::format(
         "'requested-size' cannot exceed the memory backend size({:#x})", options_.region_size)});
   }
@@ -481,7 +514,8 @@ Status VirtioMemDevice::set_requested_size(uint64_t size, uint64_t* stamp) {
     auto lock = wait_for_requests();
     const bool changed = size != requested_size_;
     requested_size_ = size;
-    if (changed) resize_usable_region(false);  // DEV-8: grow only
+    // DEV-8: grow only (the mutant lets it shrink).
+    if (changed) resize_usable_region(faulty(fault_, Fault::ResizeShrinksUsable));
     // DEV-9. QEMU notifies on every successful set, even an unchanged one (DEV-11 allows it).
     const bool notify = (changed || options_.profile != Profile::Spec) &&
                         !faulty(fault_, Fault::ResizeWithoutNotification);
@@ -515,7 +549,9 @@ void VirtioMemDevice::wakeup_reset(uint64_t* stamp) {
   const ControlFlight flight(*this, stamp);
   reset();
   // DEV-23. QEMU before 9.2 ran its unplug-all hook on every reset, wake-up included.
-  if (options_.profile == Profile::Qemu72) (void)unplug_everything(true);
+  if (options_.profile == Profile::Qemu72 || faulty(fault_, Fault::WakeupUnplugs)) {
+    (void)unplug_everything(true);
+  }
 }
 
 VMEM_NAMESPACE_END

@@ -54,9 +54,104 @@ constexpr std::array kCatalog = {
               "DEV-6"},
     FaultInfo{Fault::UnplugSkipsDiscard, "unplug-skips-discard",
               "an UNPLUG keeps the block's memory instead of discarding it", "D10 residency"},
+    FaultInfo{Fault::PlugStateCheckSkipped, "plug-state-check-skipped",
+              "PLUG does not check that every covered block is unplugged: re-plugging is ACKed",
+              "DEV-27, DEV-3"},
+    FaultInfo{Fault::PlugSizeNotRolledBack, "plug-size-not-rolled-back",
+              "plugged_size grows before the populate and is not taken back when a listener "
+              "refuses it",
+              "invariant I1 (DEV-3)"},
+    FaultInfo{Fault::PlugBitmapKeptOnRefusal, "plug-bitmap-kept-on-refusal",
+              "a PLUG whose populate a listener refused leaves the blocks marked plugged "
+              "(cloud-hypervisor sets its bitmap before mapping, peers H-CH2)",
+              "invariants I1, I5"},
+    FaultInfo{Fault::PlugIgnoresBusy, "plug-ignores-busy",
+              "PLUG is ACKed during a migration, so the bitmap changes after it was sent",
+              "proof verdict_order; migration contract (bitmap immutable while busy)"},
+    FaultInfo{Fault::PlugNotifiesConfig, "plug-notifies-config",
+              "an ACKed PLUG raises a configuration change notification for plugged_size alone",
+              "DEV-10"},
+    FaultInfo{Fault::PlugGenerationUnchanged, "plug-generation-unchanged",
+              "an ACKed PLUG changes plugged_size without changing config_generation (QEMU 7.2, "
+              "measured)",
+              "GEN-5"},
+    FaultInfo{Fault::NbBlocksZeroAccepted, "nb-blocks-zero-accepted",
+              "range check accepts nb_blocks == 0 (an empty range passes every bound)",
+              "DEV-26, DEV-33, DEV-46"},
+    FaultInfo{Fault::StateRangeCheckIgnored, "state-range-check-ignored",
+              "STATE answers ACK with a state even for an invalid range (cloud-hypervisor before "
+              "1dd588fa6)",
+              "DEV-46"},
+    FaultInfo{Fault::StatePluggedForMixed, "state-plugged-for-mixed",
+              "STATE answers PLUGGED for a range with any plugged block instead of MIXED",
+              "DEV-48"},
+    FaultInfo{Fault::StateNotifiesDiscard, "state-notifies-discard",
+              "a STATE request runs the unplug notification: listeners discard plugged blocks",
+              "invariants I5, I6"},
+    FaultInfo{Fault::UnplugAllKeepsLastBlock, "unplug-all-keeps-last-block",
+              "UNPLUG_ALL clears the bitmap one block short and leaves the last plugged block "
+              "(cloud-hypervisor shipped a partial clear, dfee31a84)",
+              "DEV-41, DEV-48, DEV-22"},
+    FaultInfo{Fault::ResizeShrinksUsable, "resize-shrinks-usable",
+              "a host resize down shrinks usable_region_size outside UNPLUG_ALL and system reset",
+              "DEV-8, DEV-36 (plugged blocks end up outside: I2)"},
+    FaultInfo{Fault::HostResizeBeyondRegion, "host-resize-beyond-region",
+              "the host may set requested_size above region_size; usable_region_size then lags "
+              "behind it",
+              "invariant I3 (DEV-4)"},
+    FaultInfo{Fault::WakeupUnplugs, "wakeup-unplugs",
+              "S3 wake-up unplugs every block although PERSISTENT_SUSPEND was offered (QEMU before "
+              "10.0 unplugged on wake-up)",
+              "DEV-23"},
+    FaultInfo{Fault::UsedLenWholeChain, "used-len-whole-chain",
+              "the used length is the whole chain (readable + writable bytes), not the 10 written",
+              "GEN-8"},
+    FaultInfo{Fault::MigrationKeepsUsableRegion, "migration-keeps-usable-region",
+              "migration load restores the bitmap and requested_size but keeps the target's "
+              "usable_region_size (QEMU's early-migration window)",
+              "invariants I2, I3 (DEV-4 after load)"},
+    FaultInfo{Fault::PopulateMapsOneRange, "populate-maps-one-range",
+              "the VFIO listener maps a populated run as one DMA mapping, which a later "
+              "single-block unmap would have to split (type1 refuses)",
+              "invariant I6"},
+    FaultInfo{Fault::MemslotEndRoundedDown, "memslot-end-rounded-down",
+              "the last memslot a plug touches is computed by rounding down: it is never mapped",
+              "invariant I7"},
+    FaultInfo{Fault::UnknownTypeAnsweredError, "unknown-type-answered-error",
+              "an unknown request type is answered with ERROR instead of DEVICE_NEEDS_RESET "
+              "(cloud-hypervisor, 97e16f249)",
+              "GEN-10", FaultKind::ProfileDifference,
+              "GEN-10: the spec defines types 0-3 only; ERROR and NEEDS_RESET are both allowed"},
+    FaultInfo{Fault::UnplugAllBusyWhenEmpty, "unplug-all-busy-when-empty",
+              "UNPLUG_ALL answers BUSY in a busy window even with nothing plugged (QEMU 7.2)",
+              "DEV-40", FaultKind::ProfileDifference,
+              "DEV-40: BUSY is always allowed for UNPLUG_ALL; the qemu-7.2 profile does this"},
+    FaultInfo{Fault::OverQuotaAnsweredError, "over-quota-answered-error",
+              "a valid PLUG beyond requested_size gets ERROR instead of NACK (Firecracker, peers "
+              "H-FC1)",
+              "GEN-9", FaultKind::ProfileDifference,
+              "GEN-9: no normative statement ties a response code to the plug limit"},
+    FaultInfo{Fault::UnplugAllDiscardsWholeRegion, "unplug-all-discards-whole-region",
+              "UNPLUG_ALL discards the whole region instead of the plugged span",
+              "none (equivalent)", FaultKind::Equivalent,
+              "blocks outside the plugged span are unplugged, so already discarded (I8; a read "
+              "maps only the zero page, D10): the extra discard frees nothing, and what unplugged "
+              "blocks hold is the device's business (DEV-17)"},
 };
 
 }  // namespace
+
+std::string_view to_string(FaultKind k) {
+  switch (k) {
+    case FaultKind::Bug:
+      return "bug";
+    case FaultKind::ProfileDifference:
+      return "profile-difference";
+    case FaultKind::Equivalent:
+      return "equivalent";
+  }
+  return "?";
+}
 
 std::span<const FaultInfo> fault_catalog() {
   return kCatalog;

@@ -245,7 +245,10 @@ Status VirtioMemDevice::load(std::span<const uint8_t> stream) {
   bitmap_ = std::move(*bitmap);
   touched_.add(0, bitmap_.size());
   requested_size_ = l.requested_size;
-  usable_region_size_ = l.usable_region_size;
+  // The mutant keeps the target's own usable region, as QEMU's destination has between the early
+  // bitmap and the late usable_region_size.
+  if (!faulty(fault_, Fault::MigrationKeepsUsableRegion))
+    usable_region_size_ = l.usable_region_size;
   plugged_size_ = plugged_size;
   restore_state(l.virtio);
   bitmap_.for_each_run(false, 0, bitmap_.size(), [&](uint64_t first, uint64_t n) {

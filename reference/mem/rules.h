@@ -40,7 +40,8 @@ B<M> valid_range(const M& m, W<M> region_addr, W<M> usable_region_size, W<M> blo
   const W<M> usable_end = m.add(region_addr, usable_region_size);
 
   const B<M> aligned = m.eq(m.bit_and(gpa, m.sub(block_size, m.lit(1))), m.lit(0));
-  const B<M> nonempty = m.negate(m.eq(nb_blocks, m.lit(0)));
+  B<M> nonempty = m.negate(m.eq(nb_blocks, m.lit(0)));
+  if (faulty(fault, Fault::NbBlocksZeroAccepted)) nonempty = m.truth(true);
   B<M> no_wrap =
       m.negate(m.either(m.mul_overflows(nb_blocks, block_size), m.add_overflows(gpa, size)));
   if (faulty(fault, Fault::RangeNoWrapCheck)) no_wrap = m.truth(true);
@@ -69,10 +70,12 @@ template <WordModel M>
 W<M> plug_verdict(const M& m, Profile profile, B<M> valid, B<M> over_quota, B<M> wrong_state,
                   B<M> busy, Fault fault = Fault::None) {
   const W<M> ack = m.lit(VIRTIO_MEM_RESP_ACK);
-  const W<M> nack = m.lit(VIRTIO_MEM_RESP_NACK);
   const W<M> err = m.lit(VIRTIO_MEM_RESP_ERROR);
+  // Firecracker answers ERROR at the plug limit (a profile difference: GEN-9).
+  const W<M> nack =
+      faulty(fault, Fault::OverQuotaAnsweredError) ? err : m.lit(VIRTIO_MEM_RESP_NACK);
   const W<M> bsy = m.lit(VIRTIO_MEM_RESP_BUSY);
-  const W<M> busy_or_ack = m.select(busy, bsy, ack);
+  const W<M> busy_or_ack = faulty(fault, Fault::PlugIgnoresBusy) ? ack : m.select(busy, bsy, ack);
 
   if (faulty(fault, Fault::NackBeforeRangeCheck)) {
     return m.select(over_quota, nack,
@@ -101,9 +104,11 @@ W<M> unplug_verdict(const M& m, B<M> valid, B<M> wrong_state, B<M> busy) {
 // UNPLUG_ALL answers only ACK or BUSY (DEV-40, DEV-41). Upstream QEMU is busy only if something is
 // plugged; QEMU 7.2 busy-checks unconditionally.
 template <WordModel M>
-W<M> unplug_all_verdict(const M& m, Profile profile, B<M> busy, W<M> plugged_size) {
-  const B<M> refuses =
-      profile == Profile::Qemu72 ? busy : m.both(busy, m.negate(m.eq(plugged_size, m.lit(0))));
+W<M> unplug_all_verdict(const M& m, Profile profile, B<M> busy, W<M> plugged_size,
+                        Fault fault = Fault::None) {
+  const bool always_busy =
+      profile == Profile::Qemu72 || faulty(fault, Fault::UnplugAllBusyWhenEmpty);
+  const B<M> refuses = always_busy ? busy : m.both(busy, m.negate(m.eq(plugged_size, m.lit(0))));
   return m.select(refuses, m.lit(VIRTIO_MEM_RESP_BUSY), m.lit(VIRTIO_MEM_RESP_ACK));
 }
 
@@ -115,10 +120,11 @@ W<M> state_verdict(const M& m, B<M> valid) {
 
 // DEV-48: PLUGGED if every block is plugged, UNPLUGGED if none is, MIXED otherwise.
 template <WordModel M>
-W<M> state_of(const M& m, B<M> all_plugged, B<M> all_unplugged) {
-  return m.select(
-      all_plugged, m.lit(VIRTIO_MEM_STATE_PLUGGED),
-      m.select(all_unplugged, m.lit(VIRTIO_MEM_STATE_UNPLUGGED), m.lit(VIRTIO_MEM_STATE_MIXED)));
+W<M> state_of(const M& m, B<M> all_plugged, B<M> all_unplugged, Fault fault = Fault::None) {
+  const W<M> mixed = faulty(fault, Fault::StatePluggedForMixed) ? m.lit(VIRTIO_MEM_STATE_PLUGGED)
+                                                                : m.lit(VIRTIO_MEM_STATE_MIXED);
+  return m.select(all_plugged, m.lit(VIRTIO_MEM_STATE_PLUGGED),
+                  m.select(all_unplugged, m.lit(VIRTIO_MEM_STATE_UNPLUGGED), mixed));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,9 +12,11 @@ VMEM_NAMESPACE_BEGIN
 Status VfioRamDiscardListener::notify_populate(const Section& s_in) {
   // The mutant maps the listener's whole section instead of the populated part.
   const Section s = faulty(fault_, Fault::PopulateMapsWholeSection) ? section_ : s_in;
+  // The mutant maps the whole run at once, so a later discard of one block would split it.
+  const uint64_t granularity = faulty(fault_, Fault::PopulateMapsOneRange) ? s.end() : granularity_;
   for (uint64_t off = s.offset; off < s.end();) {
     // Granules are aligned within the region; the last one may be cut by the section's end.
-    const uint64_t next = std::min(s.end(), (off / granularity_ + 1) * granularity_);
+    const uint64_t next = std::min(s.end(), (off / granularity + 1) * granularity);
     auto r = container_.map_dma(gpa_ + off, next - off, hva_ + off);
     if (!r.has_value()) {
       notify_discard(s);
