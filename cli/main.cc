@@ -8,6 +8,7 @@
 
 #include "cli/conform.h"
 #include "cli/kvm_cost.h"
+#include "cli/mutate.h"
 #if VMEM_HAVE_PROOFS
 #include "cli/prove.h"
 #endif
@@ -169,6 +170,24 @@ int main(int argc, char** argv) {
   reqs->add_flag("--markdown", req_markdown,
                  "the catalog and the checks covering each requirement (docs/requirements.md)");
 
+  vmem::cli::MutateOptions mutate_opts;
+  CLI::App* mutate = app.add_subcommand(
+      "mutate", "the kill matrix: every named fault against each part (vmemcheck-mutants)");
+  mutate->add_option("--parts", mutate_opts.parts, "conformance, invariants, proofs, fuzz")
+      ->delimiter(',')
+      ->capture_default_str();
+  mutate->add_option("--only", mutate_opts.only, "only these faults");
+  mutate->add_option("--out", mutate_opts.out, "results directory (per mutant, matrix.md/json)")
+      ->capture_default_str();
+  mutate->add_flag("--resume", mutate_opts.resume, "keep the parts already stored per mutant");
+  mutate->add_option("--fuzz-time", mutate_opts.fuzz_time, "fuzz part: seconds per mutant")
+      ->capture_default_str();
+  mutate->add_option("--fuzzer", mutate_opts.fuzzer,
+                     "fuzz part: the ops_mutants_fuzzer binary (preset fuzz)");
+  mutate->add_option("--corpus", mutate_opts.corpus, "fuzz part: the seeds")->capture_default_str();
+  mutate->add_option("--proof-timeout-ms", mutate_opts.proof_timeout_ms, "per proof")
+      ->capture_default_str();
+
   std::string trace_file, record_file, replay_fault;
   CLI::App* replay = app.add_subcommand(
       "replay", "replay a trace on the reference device, checking its observations");
@@ -182,7 +201,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
     if (faults->parsed()) {
       for (const auto& f : vmem::fault_catalog()) {
-        fmt::print("{:<36} {:<24} {}\n", f.name, f.expected_by, f.bug_class);
+        fmt::print("{:<36} {:<19} {:<24} {}\n", f.name, vmem::to_string(f.kind), f.expected_by,
+                   f.bug_class);
       }
       return 0;
     }
@@ -201,6 +221,7 @@ int main(int argc, char** argv) {
                                      cost_dirty);
     }
     if (replay->parsed()) return vmem::cli::run_replay(trace_file, record_file, replay_fault);
+    if (mutate->parsed()) return vmem::cli::run_mutate(mutate_opts);
     if (smoke->parsed()) {
       return vmem::cli::run_smoke(smoke_flags.options(), smoke_flags.backing_kind());
     }

@@ -32,6 +32,8 @@
 #include <vector>
 
 #include "fuzz/common/fuzz_support.h"
+#include "fuzz/common/pick.h"
+#include "fuzz/common/trace_log.h"
 #include "fuzz/model/spec_model.h"
 #include "reference/check/consumer_set.h"
 #include "reference/mem/machine.h"
@@ -50,25 +52,7 @@ bool verbose() {
   return v;
 }
 
-// The input as a trace, written only when VMEM_FUZZ_TRACE names a file.
-class TraceLog {
- public:
-  TraceLog() : path_(env("VMEM_FUZZ_TRACE") ? env("VMEM_FUZZ_TRACE") : "") {}
-  bool on() const { return !path_.empty(); }
-  template <class... Args>
-  void line(fmt::format_string<Args...> f, Args&&... args) {
-    if (on()) text_ += fmt::format(f, std::forward<Args>(args)...) + "\n";
-  }
-  void write() const {
-    if (!on()) return;
-    std::ofstream(path_) << "vmemtrace 1\n# written by the ops fuzz target (fuzz/ops.cc)\n"
-                         << text_;
-  }
-
- private:
-  std::string path_;
-  std::string text_;
-};
+using fuzz::TraceLog;
 
 TraceLog* g_trace = nullptr;  // the current input's, so that an oracle failure can write it
 
@@ -78,13 +62,6 @@ TraceLog* g_trace = nullptr;  // the current input's, so that an oracle failure 
     g_trace->write();
   }
   fuzz::oracle_failure("ops", what, detail);
-}
-
-std::string lower(const char* s) {
-  std::string out(s);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 constexpr Profile kProfiles[] = {Profile::Spec, Profile::Qemu, Profile::Qemu72};
@@ -134,59 +111,6 @@ void compare(Rig& rig, const model::SpecModel& m, TraceLog& trace, const char* a
   }
   const auto v = rig.consumers->check_incremental();
   if (!v.empty()) fail("invariant violated", fmt::format("after {}: {}", after, to_string(v[0])));
-}
-
-// An address near one of the edges that matter, or anywhere.
-uint64_t pick_addr(fuzz::InputBytes& in, const WireConfig& c) {
-  const uint8_t sel = in.take<uint8_t>();
-  const auto blocks = static_cast<int16_t>(in.take<uint16_t>() % 64) - 32;
-  uint64_t base = 0;
-  switch (sel % 8) {
-    case 0:
-      base = c.addr;
-      break;
-    case 1:
-      base = c.addr + c.usable_region_size;
-      break;
-    case 2:
-      base = c.addr + c.requested_size;
-      break;
-    case 3:
-      base = c.addr + c.region_size;
-      break;
-    case 4:
-      base = 0 - c.block_size;
-      break;
-    case 5:
-      base = c.addr + (in.take<uint32_t>() % (c.region_size / c.block_size + 1)) * c.block_size;
-      break;
-    case 6:
-      return in.take<uint64_t>();
-    case 7:
-      base = c.addr + c.plugged_size;
-      break;
-  }
-  uint64_t addr = base + static_cast<uint64_t>(static_cast<int64_t>(blocks)) * c.block_size;
-  if (sel & 0x80) addr += in.take<uint16_t>() % c.block_size;  // misaligned now and then
-  return addr;
-}
-
-uint16_t pick_nb(fuzz::InputBytes& in) {
-  const uint8_t sel = in.take<uint8_t>();
-  switch (sel % 6) {
-    case 0:
-      return 1;
-    case 1:
-      return 2;
-    case 2:
-      return 0;
-    case 3:
-      return 0xffff;
-    case 4:
-      return static_cast<uint16_t>(1 + sel / 6);
-    default:
-      return in.take<uint16_t>();
-  }
 }
 
 // A non-empty, block-aligned section anywhere in the region.
@@ -300,8 +224,8 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
         WireRequest r;
         r.type = static_cast<uint16_t>(op >> 4 & 3);
         if (op & 0x40) inject_refusal(in, rig, trace);
-        r.addr = pick_addr(in, c);
-        r.nb_blocks = pick_nb(in);
+        r.addr = fuzz::pick_addr(in, c);
+        r.nb_blocks = fuzz::pick_nb(in);
         const uint64_t refusals = cs.populate_refusals();
         // Each listener's populates, discards and refusals, to see a roll-back.
         std::vector<std::array<uint64_t, 3>> before;
@@ -316,10 +240,11 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
         const model::Answer want = m.request(r.type, r.addr, r.nb_blocks, refused);
         const std::string want_state =
             want.type == VIRTIO_MEM_RESP_ACK && r.type == VIRTIO_MEM_REQ_STATE
-                ? " state=" + lower(to_string(static_cast<BlockState>(want.state)))
+                ? " state=" + fuzz::trace_word(to_string(static_cast<BlockState>(want.state)))
                 : "";
         trace.line("request {} addr={:#x} nb={} -> {}{}", request_type_name(r.type), r.addr,
-                   r.nb_blocks, lower(to_string(static_cast<RespType>(want.type))), want_state);
+                   r.nb_blocks, fuzz::trace_word(to_string(static_cast<RespType>(want.type))),
+                   want_state);
         if (verbose()) {
           // A refusal rolls back every listener populated before the refuser.
           unsigned rolled_back = 0;
@@ -498,11 +423,12 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
           const uint64_t addr = c.addr + b * c.block_size;
           const Response got = rig.device().process({VIRTIO_MEM_REQ_STATE, {}, addr, n, {}});
           const model::Answer want = m.request(VIRTIO_MEM_REQ_STATE, addr, n);
-          trace.line("request state addr={:#x} nb={} -> {}{}", addr, n,
-                     lower(to_string(static_cast<RespType>(want.type))),
-                     want.type == VIRTIO_MEM_RESP_ACK
-                         ? " state=" + lower(to_string(static_cast<BlockState>(want.state)))
-                         : "");
+          trace.line(
+              "request state addr={:#x} nb={} -> {}{}", addr, n,
+              fuzz::trace_word(to_string(static_cast<RespType>(want.type))),
+              want.type == VIRTIO_MEM_RESP_ACK
+                  ? " state=" + fuzz::trace_word(to_string(static_cast<BlockState>(want.state)))
+                  : "");
           if (static_cast<uint16_t>(got.type) != want.type ||
               (want.type == VIRTIO_MEM_RESP_ACK && static_cast<uint16_t>(got.state) != want.state))
             fail("a STATE sweep differs from the model");
@@ -520,7 +446,7 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::InputBytes in(data, size);
-  TraceLog trace;
+  TraceLog trace("ops");
   g_trace = &trace;
   run_input(in, trace);
   trace.write();

@@ -266,6 +266,45 @@ std::vector<uint8_t> ops_memslots_scenario(uint8_t setup) {
       .bytes();
 }
 
+// fuzz/qemu_diff.cc's encoding: operations only, on 1 GiB of 2 MiB blocks, 256 MiB requested.
+class QemuDiffInput {
+ public:
+  // A request at `block` blocks from the region start (-32..31), nb from pick_nb's choices.
+  QemuDiffInput& request(uint16_t type, int block, uint8_t nb_choice) {
+    bytes_.push_back(static_cast<uint8_t>(type << 3));
+    bytes_.push_back(0);  // base: the region's start
+    bytes_.push_back(static_cast<uint8_t>(block + 32));
+    bytes_.push_back(0);
+    bytes_.push_back(nb_choice);
+    return *this;
+  }
+  QemuDiffInput& resize(uint16_t blocks) {
+    bytes_.insert(bytes_.end(),
+                  {4, static_cast<uint8_t>(blocks), static_cast<uint8_t>(blocks >> 8)});
+    return *this;
+  }
+  QemuDiffInput& system_reset() {
+    bytes_.push_back(5);
+    return *this;
+  }
+  QemuDiffInput& device_reset() {
+    bytes_.push_back(5 | 8);
+    return *this;
+  }
+  QemuDiffInput& busy(bool on) {
+    bytes_.push_back(on ? 6 | 8 : 6);
+    return *this;
+  }
+  QemuDiffInput& sweep() {
+    bytes_.push_back(7);
+    return *this;
+  }
+  std::vector<uint8_t> bytes() const { return bytes_; }
+
+ private:
+  std::vector<uint8_t> bytes_;
+};
+
 // fuzz/transport.cc's encoding: a transport byte (0 PCI, 1 MMIO), then accesses: an op byte
 // (kind in bits 0-2: 0 read, 2 write; width 1 << bits 3-4), an index into the target's list of
 // driver registers, and for a write the value in `width` bytes.
@@ -368,6 +407,44 @@ int main(int argc, char** argv) {
   }
   write(ops, "consumers-memslots-spec", ops_memslots_scenario(6));
   write(ops, "consumers-memslots-qemu", ops_memslots_scenario(7));
+  // qemu_diff: every verdict QEMU gives, resizes up and down, both resets and the busy window,
+  // in three short inputs (each costs QEMU round trips).
+  const std::filesystem::path qd = std::filesystem::path(argv[1]) / "qemu_diff";
+  write(qd, "requests",
+        QemuDiffInput()
+            .request(VIRTIO_MEM_REQ_PLUG, 0, kTwo)       // ACK
+            .request(VIRTIO_MEM_REQ_PLUG, 1, kTwo)       // ERROR (QEMU checks NACK first)
+            .request(VIRTIO_MEM_REQ_STATE, 0, nb_of(4))  // MIXED
+            .request(VIRTIO_MEM_REQ_PLUG, 2, kMax)       // ERROR: past the usable end
+            .request(VIRTIO_MEM_REQ_UNPLUG, 0, kOne)     // ACK
+            .request(VIRTIO_MEM_REQ_UNPLUG, 0, kOne)     // ERROR
+            .request(VIRTIO_MEM_REQ_UNPLUG, -1, kOne)    // ERROR: below the region
+            .request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, kOne)
+            .sweep()
+            .bytes());
+  write(qd, "resizes-and-resets",
+        QemuDiffInput()
+            .resize(4)
+            .request(VIRTIO_MEM_REQ_PLUG, 0, nb_of(4))  // ACK
+            .request(VIRTIO_MEM_REQ_PLUG, 4, kOne)      // NACK: at requested_size
+            .resize(0)
+            .device_reset()  // nothing changes
+            .request(VIRTIO_MEM_REQ_STATE, 0, nb_of(4))
+            .system_reset()  // unplugs, shrinks the usable region
+            .sweep()
+            .resize(513)  // beyond the region: refused
+            .bytes());
+  write(qd, "busy-window",
+        QemuDiffInput()
+            .request(VIRTIO_MEM_REQ_PLUG, 3, kOne)
+            .busy(true)
+            .request(VIRTIO_MEM_REQ_PLUG, 5, kOne)    // BUSY
+            .request(VIRTIO_MEM_REQ_UNPLUG, 3, kOne)  // BUSY
+            .request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, kOne)
+            .request(VIRTIO_MEM_REQ_STATE, 3, kOne)  // never BUSY
+            .busy(false)
+            .request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, kOne)
+            .bytes());
   // transport: the generic initialization over each transport, a queue, a notification with
   // empty rings, an interrupt acknowledged, a resize. Register numbers index the target's lists.
   const std::filesystem::path tr = std::filesystem::path(argv[1]) / "transport";

@@ -68,7 +68,7 @@ Result<MachineLayout> ReferenceTarget::start(const DeviceSetup& setup) {
   const uint64_t stride = align_up(setup.region_size, 1ULL << 30);
   for (unsigned i = 0; i < setup.devices; ++i) {
     DeviceOptions o;
-    o.addr = kRegionBase + i * stride;
+    o.addr = (options_.region_base != 0 ? options_.region_base : kRegionBase) + i * stride;
     o.region_size = setup.region_size;
     o.block_size = setup.block_size;
     o.requested_size = setup.requested_size;

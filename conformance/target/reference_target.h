@@ -21,6 +21,9 @@ struct ReferenceTargetOptions {
   Profile profile = Profile::Spec;
   std::string fault;  // a named fault; the mutants build only (decisions D6)
   BackingKind backing = BackingKind::Anonymous;
+  // Where the first device region starts (0: kRegionBase), e.g. where a QEMU under comparison
+  // put its own, so that the same guest-physical addresses mean the same blocks in both.
+  uint64_t region_base = 0;
 };
 
 class ReferenceTarget final : public Target {

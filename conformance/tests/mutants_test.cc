@@ -62,19 +62,10 @@ const std::map<std::string, std::string> kUnobservable = {
     {"memslot-end-rounded-down", "KVM memslots live in the host"},
 };
 
-// The DEV-n and GEN-n IDs in a fault's "expected by" text (no std::regex: g++'s ASan build
-// warns inside it).
-std::set<std::string> expected_ids(std::string_view text) {
-  std::set<std::string> out;
-  for (std::size_t i = 0; i + 4 < text.size(); ++i) {
-    const std::string_view head = text.substr(i, 4);
-    if (head != "DEV-" && head != "GEN-") continue;
-    std::size_t j = i + 4;
-    while (j < text.size() && text[j] >= '0' && text[j] <= '9')
-      ++j;
-    if (j > i + 4) out.insert(std::string(text.substr(i, j - i)));
-  }
-  return out;
+// The DEV-n and GEN-n IDs in a fault's "expected by" text.
+std::set<std::string> expected_ids(const FaultInfo& f) {
+  const std::vector<std::string> ids = expected_requirements(f);
+  return {ids.begin(), ids.end()};
 }
 
 Report run_with_fault(std::string_view fault) {
@@ -140,12 +131,12 @@ TEST_P(FaultTest, TheSuiteNamesTheExpectedRequirement) {
                                 << "FAILs or WARNs " << joined(broken);
     const std::set<std::string> diff = differing(r, fault_free());
     bool shown = false;
-    for (const std::string& id : expected_ids(f.expected_by))
+    for (const std::string& id : expected_ids(f))
       shown = shown || diff.count(id);
     EXPECT_TRUE(shown) << f.name << ": the suite's verdicts on " << f.expected_by
                        << " are those of the fault-free device; it differs only on "
                        << joined(diff);
-    for (const std::string& id : expected_ids(f.expected_by)) {
+    for (const std::string& id : expected_ids(f)) {
       if (const RequirementResult* q = r.find(id)) std::cout << id << ": " << seen(*q) << "\n";
     }
     return;
@@ -165,7 +156,7 @@ TEST_P(FaultTest, TheSuiteNamesTheExpectedRequirement) {
                                 << "WARNs " << joined(broken);
     return;
   }
-  const std::set<std::string> want = expected_ids(f.expected_by);
+  const std::set<std::string> want = expected_ids(f);
   ASSERT_FALSE(want.empty()) << f.name << ": its catalog entry names no DEV/GEN requirement ("
                              << f.expected_by << ")";
   bool killed = false;

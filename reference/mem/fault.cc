@@ -1,5 +1,6 @@
 #include "reference/mem/fault.h"
 
+#include <algorithm>
 #include <array>
 
 VMEM_NAMESPACE_BEGIN
@@ -163,6 +164,23 @@ std::optional<Fault> fault_from_name(std::string_view name) {
     if (f.name == name) return f.fault;
   }
   return std::nullopt;
+}
+
+std::vector<std::string> expected_requirements(const FaultInfo& f) {
+  // A scan, not std::regex: g++'s ASan build warns inside it.
+  std::vector<std::string> out;
+  const std::string_view text = f.expected_by;
+  for (std::size_t i = 0; i + 4 < text.size(); ++i) {
+    const std::string_view head = text.substr(i, 4);
+    if (head != "DEV-" && head != "GEN-") continue;
+    std::size_t j = i + 4;
+    while (j < text.size() && text[j] >= '0' && text[j] <= '9')
+      ++j;
+    if (j == i + 4) continue;
+    std::string id(text.substr(i, j - i));
+    if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(std::move(id));
+  }
+  return out;
 }
 
 std::string_view fault_name(Fault f) {

@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "reference/base/abi.h"
 
@@ -83,6 +85,9 @@ struct FaultInfo {
 std::span<const FaultInfo> fault_catalog();
 std::optional<Fault> fault_from_name(std::string_view name);
 std::string_view fault_name(Fault f);
+// The spec requirements (DEV-n, GEN-n) named in a fault's expected_by, in order, once each: a
+// conformance run kills the fault by FAILing (or WARNing) one of them (decisions D6).
+std::vector<std::string> expected_requirements(const FaultInfo& f);
 
 // True when `f` is the active fault. Constant false in the normal build.
 constexpr bool faulty(Fault active, Fault f) {

@@ -343,7 +343,9 @@ TEST(MutantsTest, UnknownTypeAnsweredErrorReturnsTheChain) {
     Testbed t = with_fault(f);
     auto r = t.drv().request(4, t.block(0), 1);
     ASSERT_EQ(r.has_value(), f != Fault::None);
-    if (r.has_value()) EXPECT_EQ(r->type, RespType::Error);
+    if (r.has_value()) {
+      EXPECT_EQ(r->type, RespType::Error);
+    }
     EXPECT_EQ(t.dev().broken(), f == Fault::None);
   }
 }

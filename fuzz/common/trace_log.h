@@ -1,0 +1,46 @@
+// What a fuzz input did, as a trace (docs/trace-format.md), written only when VMEM_FUZZ_TRACE
+// names a file: a finding becomes a regression that `vmemcheck replay` runs on any build.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <utility>
+
+namespace vmem::fuzz {
+
+class TraceLog {
+ public:
+  explicit TraceLog(const char* target) : target_(target) {
+    if (const char* p = std::getenv("VMEM_FUZZ_TRACE")) path_ = p;
+  }
+  bool on() const { return !path_.empty(); }
+  template <class... Args>
+  void line(fmt::format_string<Args...> f, Args&&... args) {
+    if (on()) text_ += fmt::format(f, std::forward<Args>(args)...) + "\n";
+  }
+  void write() const {
+    if (!on()) return;
+    std::ofstream(path_) << "vmemtrace 1\n# written by the " << target_ << " fuzz target (fuzz/"
+                         << target_ << ".cc)\n"
+                         << text_;
+  }
+
+ private:
+  const char* target_;
+  std::string path_;
+  std::string text_;
+};
+
+// A response code or block state as the trace spells it ("ACK" -> "ack").
+inline std::string trace_word(const char* s) {
+  std::string out(s);
+  for (char& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace vmem::fuzz
