@@ -149,6 +149,36 @@ std::string cell(const ordered_json& parts, const char* part) {
   return d.rfind("differs", 0) == 0 ? "differs" : "survived";
 }
 
+// Every (mutant, part) this run shares with the baseline and the baseline killed must be killed
+// again: the harness lost no power.
+int compare_with_baseline(const MutateOptions& o, const ordered_json& matrix) {
+  std::ifstream in(o.baseline);
+  const ordered_json base = ordered_json::parse(in, nullptr, false);
+  if (base.is_discarded() || !base.contains("mutants")) {
+    fmt::print(stderr, "vmemcheck: {} is not a kill matrix (matrix.json)\n", o.baseline);
+    return 2;
+  }
+  std::map<std::string, const ordered_json*> before;
+  for (const auto& m : base["mutants"])
+    before[m["name"].get<std::string>()] = &m["parts"];
+  int lost = 0;
+  for (const auto& m : matrix) {
+    const auto it = before.find(m["name"].get<std::string>());
+    if (it == before.end()) continue;
+    for (const auto& [part, now] : m["parts"].items()) {
+      const ordered_json& then = *it->second;
+      if (!then.contains(part) || !then[part]["killed"].get<bool>()) continue;
+      if (now["killed"].get<bool>()) continue;
+      ++lost;
+      fmt::print("REGRESSION: {} survives {} (the baseline killed it: {})\n",
+                 m["name"].get<std::string>(), part, then[part]["detail"].get<std::string>());
+    }
+  }
+  fmt::print("baseline {}: {}\n", o.baseline,
+             lost ? fmt::format("{} kills lost", lost) : std::string("no kill lost"));
+  return lost ? 1 : 0;
+}
+
 }  // namespace
 
 int run_mutate(const MutateOptions& o) {
@@ -247,10 +277,17 @@ int run_mutate(const MutateOptions& o) {
     any += killed("conformance") || killed("invariants") || killed("proofs") || killed("fuzz");
     pr += killed("conformance") || killed("proofs");
   }
+  // The parts with results (this run's and those stored by earlier runs).
+  std::vector<std::string> ran;
+  for (const char* part : kParts) {
+    const bool present = std::any_of(matrix.begin(), matrix.end(),
+                                     [&](const auto& m) { return m["parts"].contains(part); });
+    if (present) ran.emplace_back(part);
+  }
   const std::string summary = fmt::format(
       "{} bugs: {} killed by at least one part run ({}), {} by spec verdicts and proofs "
       "({:.0f}%)",
-      bugs, any, fmt::join(o.parts, ", "), pr, bugs ? 100.0 * pr / bugs : 0.0);
+      bugs, any, fmt::join(ran, ", "), pr, bugs ? 100.0 * pr / bugs : 0.0);
   fmt::print("\n{}\n", summary);
 
   std::ofstream(fs::path(o.out) / "matrix.json")
@@ -275,7 +312,7 @@ int run_mutate(const MutateOptions& o) {
   }
   md << "\n" << summary << ".\n";
   fmt::print("written: {}/matrix.md, {}/matrix.json, {}/mutants/\n", o.out, o.out, o.out);
-  return 0;
+  return o.baseline.empty() ? 0 : compare_with_baseline(o, matrix);
 }
 
 }  // namespace vmem::cli

@@ -26,4 +26,19 @@ for f in range-end-off-by-one rollback-skips-first-listener unknown-type-answere
 done
 grep -q '^2 bugs: 1 killed by at least one part run (conformance, invariants), 1 by spec verdicts and proofs (50%)' \
   "$out/stdout" || { echo "mutate: unexpected summary:"; tail -3 "$out/stdout"; fail=1; }
+# --baseline: its own matrix loses no kill; a baseline that claims a kill it does not have
+# (rollback-skips-first-listener killed by the spec verdicts) makes the run fail.
+"$1" mutate --parts conformance --out "$out/again" --only range-end-off-by-one \
+  rollback-skips-first-listener --baseline "$out/matrix.json" >"$out/again.stdout" ||
+  { echo "mutate: its own matrix as the baseline failed"; cat "$out/again.stdout"; fail=1; }
+awk 'BEGIN { n = 0 }
+  /"name": "rollback-skips-first-listener"/ { inside = 1 }
+  inside && /"killed": false/ && n == 0 { sub(/"killed": false/, "\"killed\": true"); n = 1 }
+  { print }' "$out/matrix.json" >"$out/claimed.json"
+if "$1" mutate --parts conformance --out "$out/third" --only rollback-skips-first-listener \
+  --baseline "$out/claimed.json" >"$out/third.stdout"; then
+  echo "mutate: a lost kill did not fail the run"; fail=1
+fi
+grep -q "REGRESSION: rollback-skips-first-listener survives conformance" "$out/third.stdout" ||
+  { echo "mutate: no REGRESSION line"; cat "$out/third.stdout"; fail=1; }
 exit $fail
