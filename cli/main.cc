@@ -187,6 +187,8 @@ int main(int argc, char** argv) {
   mutate->add_option("--corpus", mutate_opts.corpus, "fuzz part: the seeds")->capture_default_str();
   mutate->add_option("--proof-timeout-ms", mutate_opts.proof_timeout_ms, "per proof")
       ->capture_default_str();
+  mutate->add_option("--baseline", mutate_opts.baseline,
+                     "a stored matrix.json: fail if a mutant it killed survives");
 
   std::string trace_file, record_file, replay_fault;
   CLI::App* replay = app.add_subcommand(

@@ -23,9 +23,13 @@ struct MutateOptions {
   std::string fuzzer;       // the ops_mutants_fuzzer binary (for the fuzz part)
   std::string corpus = "corpus/ops";
   unsigned proof_timeout_ms = 120000;
+  // A stored matrix (matrix.json of an earlier run, e.g. docs/kill-matrix.json): a mutant a
+  // part killed there must be killed by that part again.
+  std::string baseline;
 };
 
-// Exit status: 0 when the matrix was built, 2 on a usage error.
+// Exit status: 0 when the matrix was built (and nothing the baseline killed survived), 1 when a
+// mutant the baseline killed survived, 2 on a usage error.
 int run_mutate(const MutateOptions& options);
 
 }  // namespace vmem::cli
