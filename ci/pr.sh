@@ -86,8 +86,10 @@ fuzz() {
     local dir=$out/fuzz/$t
     mkdir -p "$dir/corpus" "$dir/findings"
     cp corpus/"$t"/* "$dir/corpus/"
+    local dict=()
+    [[ -f corpus/dictionaries/$t.dict ]] && dict=(-dict="$root/corpus/dictionaries/$t.dict")
     (cd "$dir" && "$root/build/fuzz/fuzz/${t}_fuzzer" -seed="${FUZZ_SEED:-1}" \
-      -max_total_time="$fuzz_time" -timeout=30 -print_final_stats=1 \
+      -max_total_time="$fuzz_time" -timeout=30 -print_final_stats=1 "${dict[@]}" \
       -artifact_prefix="$dir/findings/" corpus >"$dir/log" 2>&1)
     local rate
     rate=$(awk '/stat::average_exec_per_sec/ {print $2}' "$dir/log")

@@ -11,6 +11,8 @@ packages=(
   libz3-dev z3
   # fuzzing, targets and tooling
   afl++ qemu-system-x86 gnuplot-nox clang-format clang-tidy
+  # OSS-Fuzz's build (ci/oss-fuzz/): libc++, and zip for the seed corpora
+  libc++-14-dev libc++abi-14-dev zip unzip
   # the reproducer replay script (conformance/replay/vmem-replay)
   python3
 )
