@@ -54,13 +54,11 @@ bool verbose() {
 
 using fuzz::TraceLog;
 
-TraceLog* g_trace = nullptr;  // the current input's, so that an oracle failure can write it
-
-[[noreturn]] void fail(const char* what, const std::string& detail = {}) {
-  if (g_trace) {
-    g_trace->line("# oracle: {} {}", what, detail);
-    g_trace->write();
-  }
+// An oracle failed: the trace so far (when asked for) records the finding, then the input is
+// kept as a crash.
+[[noreturn]] void fail(TraceLog& trace, const char* what, const std::string& detail = {}) {
+  trace.line("# oracle: {} {}", what, detail);
+  trace.write();
   fuzz::oracle_failure("ops", what, detail);
 }
 
@@ -105,12 +103,13 @@ void compare(Rig& rig, const model::SpecModel& m, TraceLog& trace, const char* a
   if (c.block_size != e.block_size || c.addr != e.addr || c.region_size != e.region_size ||
       c.usable_region_size != e.usable_region_size || c.plugged_size != e.plugged_size ||
       c.requested_size != e.requested_size) {
-    fail("configuration differs from the model",
+    fail(trace, "configuration differs from the model",
          fmt::format("after {}: device {}, model usable {:#x} plugged {:#x} requested {:#x}", after,
                      describe(c), e.usable_region_size, e.plugged_size, e.requested_size));
   }
   const auto v = rig.consumers->check_incremental();
-  if (!v.empty()) fail("invariant violated", fmt::format("after {}: {}", after, to_string(v[0])));
+  if (!v.empty())
+    fail(trace, "invariant violated", fmt::format("after {}: {}", after, to_string(v[0])));
 }
 
 // A non-empty, block-aligned section anywhere in the region.
@@ -171,7 +170,8 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
   if (const char* f = env("VMEM_FUZZ_FAULT")) o.fault = f;
   auto made = Machine::create(o, BackingKind::Null);
   if (!made.has_value()) {
-    if (!o.fault.empty()) fail("cannot build the device with the fault", made.error().message);
+    if (!o.fault.empty())
+      fail(trace, "cannot build the device with the fault", made.error().message);
     return;  // a geometry the options refuse: nothing to compare
   }
   Rig rig;
@@ -205,7 +205,7 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
         kModelProfiles[p], model::Geometry{o.addr, o.region_size, o.block_size, o.usable_extent},
         o.requested_size, false);
   } catch (const std::exception& e) {
-    fail("the model refuses options the device accepted", e.what());
+    fail(trace, "the model refuses options the device accepted", e.what());
   }
   model::SpecModel& m = *made_model;
   compare(rig, m, trace, "creation");
@@ -267,7 +267,7 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
         if (static_cast<uint16_t>(got.type) != want.type ||
             (want.type == VIRTIO_MEM_RESP_ACK && r.type == VIRTIO_MEM_REQ_STATE &&
              static_cast<uint16_t>(got.state) != want.state)) {
-          fail("verdict differs from the model",
+          fail(trace, "verdict differs from the model",
                fmt::format("{}: device {}/{}, model {}/{}", request_type_name(r.type),
                            to_string(got.type), to_string(got.state), want.type, want.state));
         }
@@ -280,7 +280,8 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
         const bool accepted = rig.device().set_requested_size(target).has_value();
         const bool want = m.set_requested_size(target);
         trace.line("host resize {:#x} -> {}", target, want ? "ok" : "error");
-        if (accepted != want) fail("resize accepted by one side only", std::to_string(target));
+        if (accepted != want)
+          fail(trace, "resize accepted by one side only", std::to_string(target));
         if (verbose())
           std::fprintf(stderr, "ops: resize %#llx -> %d\n", (unsigned long long)target, accepted);
         compare(rig, m, trace, "a resize");
@@ -332,24 +333,24 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
           stream[at] ^= flip;
         }
         auto dest = Machine::create(rig.device().options(), BackingKind::Null);
-        if (!dest.has_value()) fail("cannot build the destination", dest.error().message);
+        if (!dest.has_value()) fail(trace, "cannot build the destination", dest.error().message);
         auto dest_consumers = cs.replicate(*(*dest)->device);
         if (!dest_consumers.has_value())
-          fail("cannot replicate the consumers", dest_consumers.error().message);
+          fail(trace, "cannot replicate the consumers", dest_consumers.error().message);
         const bool loaded = (*dest)->device->load(stream).has_value();
         if (verbose())
           std::fprintf(stderr, "ops: migrate%s -> %s\n", corrupt ? " (corrupted)" : "",
                        loaded ? "loaded" : "rejected");
         if (!corrupt) {
           trace.line("migrate -> ok");
-          if (!loaded) fail("an intact migration stream was rejected");
+          if (!loaded) fail(trace, "an intact migration stream was rejected");
           rig.consumers.reset();  // before the source device it listens to
           rig.machine = std::move(*dest);
           rig.consumers = std::move(*dest_consumers);
           rig.device().set_busy(m.busy());  // the busy window is the host's, not migrated
           trace.line("host busy {} -> ok", m.busy() ? "on" : "off");
           const auto bad = rig.consumers->check_full();
-          if (!bad.empty()) fail("invariants after an intact migration", to_string(bad[0]));
+          if (!bad.empty()) fail(trace, "invariants after an intact migration", to_string(bad[0]));
           compare(rig, m, trace, "a migration");
         } else {
           // A corruption the loader accepted must still be a consistent device and host side.
@@ -357,7 +358,7 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
           if (loaded) {
             const auto bad = (*dest_consumers)->check_full();
             if (!bad.empty())
-              fail("a corrupted stream loaded an inconsistent state", to_string(bad[0]));
+              fail(trace, "a corrupted stream loaded an inconsistent state", to_string(bad[0]));
           }
           dest_consumers->reset();
         }
@@ -431,7 +432,7 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
                   : "");
           if (static_cast<uint16_t>(got.type) != want.type ||
               (want.type == VIRTIO_MEM_RESP_ACK && static_cast<uint16_t>(got.state) != want.state))
-            fail("a STATE sweep differs from the model");
+            fail(trace, "a STATE sweep differs from the model");
         }
         break;
       }
@@ -439,7 +440,7 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
   }
   trace.line("check -> ok");
   const auto v = rig.consumers->check_full();
-  if (!v.empty()) fail("invariant violated at the end", to_string(v[0]));
+  if (!v.empty()) fail(trace, "invariant violated at the end", to_string(v[0]));
 }
 
 }  // namespace
@@ -447,9 +448,7 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::InputBytes in(data, size);
   TraceLog trace("ops");
-  g_trace = &trace;
   run_input(in, trace);
   trace.write();
-  g_trace = nullptr;
   return 0;
 }
