@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/conform.h"
+#include "cli/fuzz_campaign.h"
 #include "cli/kvm_cost.h"
 #include "cli/mutate.h"
 #if VMEM_HAVE_PROOFS
@@ -190,6 +191,36 @@ int main(int argc, char** argv) {
   mutate->add_option("--baseline", mutate_opts.baseline,
                      "a stored matrix.json: fail if a mutant it killed survives");
 
+  vmem::cli::FuzzOptions fuzz_opts;
+  CLI::App* fuzz = app.add_subcommand(
+      "fuzz", "a fuzzing campaign on one target: run, merge, deduplicate, minimize, summarize");
+  fuzz->add_option("--target", fuzz_opts.target,
+                   "migration_stream, virtqueue, transport, ops, driver, qemu_diff")
+      ->required();
+  fuzz->add_option("--engine", fuzz_opts.engine, "libfuzzer | afl")->capture_default_str();
+  fuzz->add_option("--time", fuzz_opts.time, "how long to fuzz: 90, 90s, 10m, 1h30m")
+      ->capture_default_str();
+  fuzz->add_option("--jobs", fuzz_opts.jobs,
+                   "libFuzzer -fork=N (plain with 1); AFL++ one main and N-1 secondaries")
+      ->capture_default_str();
+  fuzz->add_option("--out", fuzz_opts.out,
+                   "campaign directory (default build/campaigns/TARGET-ENGINE)");
+  fuzz->add_flag("--resume", fuzz_opts.resume, "go on with the campaign in --out");
+  fuzz->add_option("--build-dir", fuzz_opts.build_dir,
+                   "where the engine binaries are (default build/fuzz/fuzz, build/afl/fuzz)");
+  fuzz->add_option("--coverage-build-dir", fuzz_opts.coverage_build_dir,
+                   "where the coverage preset's TARGET_replay is")
+      ->capture_default_str();
+  fuzz->add_option("--seeds", fuzz_opts.seeds, "seed corpus (default corpus/TARGET)");
+  fuzz->add_option("--dict", fuzz_opts.dict,
+                   "dictionary (default corpus/dictionaries/TARGET.dict when it exists)");
+  fuzz->add_option("--status-interval", fuzz_opts.status_interval, "seconds between progress lines")
+      ->capture_default_str();
+  fuzz->add_option("--minimize-time", fuzz_opts.minimize_time, "seconds to minimize each crash")
+      ->capture_default_str();
+  fuzz->add_option("--input-timeout", fuzz_opts.input_timeout, "seconds per input")
+      ->capture_default_str();
+
   std::string trace_file, record_file, replay_fault;
   CLI::App* replay = app.add_subcommand(
       "replay", "replay a trace on the reference device, checking its observations");
@@ -224,6 +255,7 @@ int main(int argc, char** argv) {
     }
     if (replay->parsed()) return vmem::cli::run_replay(trace_file, record_file, replay_fault);
     if (mutate->parsed()) return vmem::cli::run_mutate(mutate_opts);
+    if (fuzz->parsed()) return vmem::cli::run_fuzz(fuzz_opts);
     if (smoke->parsed()) {
       return vmem::cli::run_smoke(smoke_flags.options(), smoke_flags.backing_kind());
     }
