@@ -6,9 +6,7 @@
 #include <fmt/ranges.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,9 +29,8 @@
 #include <thread>
 #include <vector>
 
+#include "cli/process_group.h"
 #include "reference/base/result.h"
-
-extern char** environ;
 
 namespace vmem::cli {
 
@@ -163,145 +160,6 @@ std::optional<fs::path> find_in_path(const std::string& name) {
     if (access(p.c_str(), X_OK) == 0) return p;
   }
   return std::nullopt;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Processes: every child runs in its own process group, so a timeout or Ctrl-C stops it and
-// whatever it forked (libFuzzer's fork-mode workers, AFL's forkserver).
-
-volatile std::sig_atomic_t g_interrupts = 0;
-
-void on_interrupt(int) {
-  g_interrupts = g_interrupts + 1;
-}
-
-class InterruptGuard {
- public:
-  InterruptGuard() {
-    g_interrupts = 0;
-    struct sigaction sa {};
-    sa.sa_handler = on_interrupt;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~InterruptGuard() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-  InterruptGuard(const InterruptGuard&) = delete;
-  InterruptGuard& operator=(const InterruptGuard&) = delete;
-
- private:
-  struct sigaction old_int_ {};
-  struct sigaction old_term_ {};
-};
-
-struct Command {
-  std::vector<std::string> argv;
-  std::vector<std::string> env;  // NAME=VALUE, over the inherited environment
-  fs::path log;                  // stdout and stderr, appended
-};
-
-struct Exit {
-  int code = -1;   // exit status, when it exited
-  int signal = 0;  // the signal that ended it
-  bool timed_out = false;
-  bool interrupted = false;
-};
-
-std::string describe(const Exit& e) {
-  if (e.timed_out) return "stopped at its time limit";
-  if (e.interrupted) return "interrupted";
-  if (e.signal != 0) return fmt::format("killed by signal {}", e.signal);
-  return fmt::format("exit status {}", e.code);
-}
-
-Result<pid_t> spawn(const Command& c) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string v(*e);
-    const std::string name = v.substr(0, v.find('=') + 1);
-    const bool replaced = std::any_of(c.env.begin(), c.env.end(),
-                                      [&](const std::string& x) { return x.rfind(name, 0) == 0; });
-    if (!replaced) env.push_back(v);
-  }
-  env.insert(env.end(), c.env.begin(), c.env.end());
-  std::vector<char*> argv, envp;
-  for (const std::string& a : c.argv)
-    argv.push_back(const_cast<char*>(a.c_str()));
-  for (const std::string& e : env)
-    envp.push_back(const_cast<char*>(e.c_str()));
-  argv.push_back(nullptr);
-  envp.push_back(nullptr);
-
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, c.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attr, 0);
-  pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) return unexpected(Error{fmt::format("cannot run {}: {}", c.argv[0], strerror(rc))});
-  return pid;
-}
-
-// Waits for every process of `pids` (each leading its own group) for at most `seconds`, calling
-// `tick` every `interval` seconds. At the deadline, or once Ctrl-C was pressed
-// `interrupts_to_stop` times, every group gets SIGTERM, and SIGKILL 5 s later.
-std::vector<Exit> wait_all(const std::vector<pid_t>& pids, double seconds, int interrupts_to_stop,
-                           double interval = 0, const std::function<void(double)>& tick = {}) {
-  std::vector<Exit> exits(pids.size());
-  std::vector<bool> done(pids.size(), false);
-  const auto t0 = Clock::now();
-  double next_tick = interval;
-  std::optional<double> stop_at;  // when SIGTERM was sent
-  bool by_timeout = false;
-  while (std::find(done.begin(), done.end(), false) != done.end()) {
-    for (size_t i = 0; i < pids.size(); ++i) {
-      if (done[i]) continue;
-      int st = 0;
-      const pid_t r = waitpid(pids[i], &st, WNOHANG);
-      if (r == 0 || (r < 0 && errno == EINTR)) continue;
-      done[i] = true;
-      if (r < 0) continue;
-      if (WIFEXITED(st)) exits[i].code = WEXITSTATUS(st);
-      if (WIFSIGNALED(st)) exits[i].signal = WTERMSIG(st);
-      if (stop_at) (by_timeout ? exits[i].timed_out : exits[i].interrupted) = true;
-    }
-    const double now = since(t0);
-    if (tick && interval > 0 && now >= next_tick) {
-      tick(now);
-      next_tick += interval;
-    }
-    if (!stop_at && (now > seconds || g_interrupts >= interrupts_to_stop)) {
-      by_timeout = now > seconds;
-      stop_at = now;
-      for (size_t i = 0; i < pids.size(); ++i)
-        kill(-pids[i], SIGTERM);
-    }
-    if (stop_at && now > *stop_at + 5) {
-      for (size_t i = 0; i < pids.size(); ++i)
-        kill(-pids[i], SIGKILL);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  // Anything the leaders left behind in their groups.
-  for (pid_t p : pids)
-    kill(-p, SIGKILL);
-  return exits;
-}
-
-// One bounded command; a second Ctrl-C stops it (the first one only stops the engines).
-Result<Exit> run_bounded(const Command& c, double seconds) {
-  VMEM_ASSIGN_OR_RETURN(const pid_t pid, spawn(c));
-  return wait_all({pid}, seconds, 2).front();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 
+#include "cli/process_group.h"
 #include "conformance/catalog.h"
 #include "conformance/suite/checks.h"
 #include "conformance/suite/runner.h"
@@ -110,7 +111,7 @@ ordered_json proofs_part(Fault fault, unsigned timeout_ms) {
 #endif
 
 // The ops fuzzer with VMEM_FUZZ_FAULT, seed 1, from a copy of the corpus; killed iff it left a
-// crash artifact. Bounded by libFuzzer's own clock and, should that fail, by timeout(1).
+// crash artifact. Bounded by libFuzzer's own clock and, should that fail, by run_bounded's.
 ordered_json fuzz_part(const MutateOptions& o, const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / fmt::format("vmem-mutate-{}-{}", getpid(), name);
   fs::remove_all(dir);
@@ -118,13 +119,13 @@ ordered_json fuzz_part(const MutateOptions& o, const std::string& name) {
   fs::create_directories(dir / "crash");
   for (const auto& e : fs::directory_iterator(o.corpus))
     fs::copy_file(e.path(), dir / "corpus" / e.path().filename());
-  const std::string cmd = fmt::format(
-      "VMEM_FUZZ_FAULT='{}' timeout -k 10 {} '{}' -seed=1 -max_total_time={} -timeout=10 "
-      "-artifact_prefix='{}/' '{}' >'{}' 2>&1",
-      name, o.fuzz_time + 60, o.fuzzer, o.fuzz_time, (dir / "crash").string(),
-      (dir / "corpus").string(), (dir / "log").string());
+  const Command cmd{
+      {o.fuzzer, "-seed=1", fmt::format("-max_total_time={}", o.fuzz_time), "-timeout=10",
+       fmt::format("-artifact_prefix={}/", (dir / "crash").string()), (dir / "corpus").string()},
+      {"VMEM_FUZZ_FAULT=" + name},
+      dir / "log"};
   const auto t0 = std::chrono::steady_clock::now();
-  (void)std::system(cmd.c_str());
+  const auto ran = run_bounded(cmd, o.fuzz_time + 60.0);
   const double seconds = since(t0);
   bool crashed = false;
   for (const auto& e : fs::directory_iterator(dir / "crash"))
@@ -138,6 +139,7 @@ ordered_json fuzz_part(const MutateOptions& o, const std::string& name) {
     }
   }
   fs::remove_all(dir);
+  if (!ran.has_value()) return result(false, "the fuzzer did not run: " + ran.error().message, 0);
   return result(crashed, crashed ? oracle : fmt::format("nothing in {} s", o.fuzz_time), seconds);
 }
 
