@@ -547,7 +547,8 @@ class StatsdListener {
   // Execs, exec/s and crashes summed over the instances; coverage and corpus the best one's.
   Stats total() const {
     Stats t;
-    for (const auto& [banner, m] : by_instance_) {
+    for (const auto& instance : by_instance_) {
+      const auto& m = instance.second;  // clang 14 cannot capture a structured binding
       const auto get = [&](const char* k) {
         const auto it = m.find(k);
         return it == m.end() ? uint64_t{0} : static_cast<uint64_t>(it->second);
