@@ -685,6 +685,15 @@ struct Merged {
   std::optional<uint64_t> edges, features, tuples;
 };
 
+// An AFL++ tool (afl-cmin, afl-tmin) from `in` to `out`, run on the campaign's engine binary.
+Command afl_tool(const Campaign& c, const char* tool, const fs::path& in, const fs::path& out,
+                 const fs::path& log) {
+  return {{tool, "-i", in.string(), "-o", out.string(), "-t",
+           std::to_string(c.o.input_timeout * 1000), "--", c.engine.string()},
+          {"AFL_SKIP_CPUFREQ=1", "AFL_NO_AFFINITY=1"},
+          log};
+}
+
 // Merge and minimize the corpus into OUT/corpus.min: libFuzzer's -merge=1, or afl-cmin.
 Result<Merged> minimize_corpus(const Campaign& c) {
   const fs::path min = c.out / "corpus.min";
@@ -693,17 +702,9 @@ Result<Merged> minimize_corpus(const Campaign& c) {
   cmd.log = c.logs / "merge.log";
   fs::remove(cmd.log);
   if (c.afl) {
-    cmd.argv = {"afl-cmin",
-                "-i",
-                c.corpus.string(),
-                "-o",
-                min.string(),
-                "-t",
-                std::to_string(c.o.input_timeout * 1000),
-                "--",
-                c.engine.string()};
+    cmd = afl_tool(c, "afl-cmin", c.corpus, min, cmd.log);
     // afl-cmin refuses directories under /tmp unless told: the campaign owns its --out.
-    cmd.env = {"AFL_SKIP_CPUFREQ=1", "AFL_NO_AFFINITY=1", "AFL_ALLOW_TMP=1"};
+    cmd.env.push_back("AFL_ALLOW_TMP=1");
   } else {
     fs::create_directories(min);
     cmd.argv = {c.engine.string(), "-merge=1", fmt::format("-timeout={}", c.o.input_timeout),
@@ -765,16 +766,7 @@ void minimize_crash(const Campaign& c, UniqueCrash& u) {
   cmd.log = c.logs / fmt::format("minimize-{}.log", u.name);
   fs::remove(cmd.log);
   if (c.afl) {
-    cmd.argv = {"afl-tmin",
-                "-i",
-                raw.string(),
-                "-o",
-                min.string(),
-                "-t",
-                std::to_string(c.o.input_timeout * 1000),
-                "--",
-                c.engine.string()};
-    cmd.env = {"AFL_SKIP_CPUFREQ=1", "AFL_NO_AFFINITY=1"};
+    cmd = afl_tool(c, "afl-tmin", raw, min, cmd.log);
   } else {
     cmd.argv = {c.engine.string(),
                 "-minimize_crash=1",
