@@ -3,7 +3,9 @@
 
 #include <optional>
 
+#include "proofs/block_invariants.h"
 #include "proofs/proof.h"
+#include "proofs/solver.h"
 #include "proofs/z3_word.h"
 #include "reference/mem/consumer_rules.h"
 #include "reference/mem/rules.h"
@@ -26,60 +28,6 @@ const char* to_string(Outcome o) {
 namespace {
 
 using Expr = z3::expr;
-
-// Asks whether `negated_claim` can hold under the preconditions already on `s`.
-ProofResult decide(const std::string& name, const std::string& covers, z3::solver& s,
-                   const Expr& negated_claim,
-                   const std::vector<std::pair<std::string, Expr>>& shown) {
-  const auto start = std::chrono::steady_clock::now();
-  s.add(negated_claim);
-  ProofResult r;
-  r.name = name;
-  r.covers = covers;
-  switch (s.check()) {
-    case z3::unsat:
-      r.outcome = Outcome::Proved;
-      break;
-    case z3::sat: {
-      r.outcome = Outcome::Failed;
-      const z3::model model = s.get_model();
-      for (const auto& [label, e] : shown) {
-        const Expr v = model.eval(e, true);
-        uint64_t n = 0;
-        if (v.is_bool()) {
-          r.counterexample += fmt::format("{}={} ", label, v.is_true() ? "true" : "false");
-        } else if (v.is_numeral_u64(n)) {
-          r.counterexample += fmt::format("{}={:#x} ", label, n);
-        } else {
-          r.counterexample += fmt::format("{}={} ", label, v.to_string());
-        }
-      }
-      break;
-    }
-    case z3::unknown:
-      r.outcome = Outcome::Unknown;
-      r.counterexample = s.reason_unknown();
-      break;
-  }
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return r;
-}
-
-// A bit-blasting solver: every query here is quantifier-free bit-vector arithmetic, where
-// Z3's qfbv tactic is far faster than its default strategy.
-z3::solver make_solver(z3::context& c, const ProofOptions& o) {
-  return z3::try_for(z3::tactic(c, "qfbv"), o.timeout_ms).mk_solver();
-}
-
-Expr pow2(const Z3Word& m, const Expr& x) {
-  return m.both(m.negate(m.eq(x, m.lit(0))), m.eq(m.bit_and(x, m.sub(x, m.lit(1))), m.lit(0)));
-}
-Expr aligned(const Z3Word& m, const Expr& x, const Expr& bs) {
-  return m.eq(m.bit_and(x, m.sub(bs, m.lit(1))), m.lit(0));
-}
-Expr wide(const Expr& x) {
-  return z3::zext(x, 64);
-}  // 64 -> 128 bits
 
 // DEV-26/33/46: valid_range accepts exactly the aligned, non-empty ranges inside the usable
 // region, for every 64-bit input and every geometry.
@@ -343,7 +291,13 @@ const std::vector<Proof>& all_proofs() {
       {"mapping_budget_exact", "VFIO mapping budget", mapping_budget_exact},
       {"bitmap_window", "bitmap range operations", bitmap_window},
   };
-  return proofs;
+  static const std::vector<Proof> all = [] {
+    std::vector<Proof> v = proofs;
+    for (Proof& p : block_invariant_proofs())
+      v.push_back(std::move(p));
+    return v;
+  }();
+  return all;
 }
 
 }  // namespace proofs

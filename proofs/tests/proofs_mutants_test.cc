@@ -70,12 +70,62 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"range_check_exact", Fault::NbBlocksZeroAccepted},
                       Case{"verdict_order[spec]", Fault::PlugIgnoresBusy},
                       Case{"verdict_order[qemu]", Fault::PlugIgnoresBusy},
+                      // The lemma the transition proofs take a request's blocks from.
+                      Case{"lemma_valid_range_in_blocks", Fault::RangeEndOffByOne},
+                      Case{"lemma_valid_range_in_blocks", Fault::RangeNoWrapCheck},
+                      Case{"lemma_valid_range_in_blocks", Fault::NbBlocksZeroAccepted},
                       // Profile differences: the proof pins the D1 table the spec and qemu
                       // profiles chose, where the spec leaves the answer open.
                       Case{"verdict_order[spec]", Fault::OverQuotaAnsweredError},
                       Case{"verdict_order[qemu]", Fault::OverQuotaAnsweredError},
                       Case{"verdict_order[spec]", Fault::UnplugAllBusyWhenEmpty},
                       Case{"verdict_order[qemu]", Fault::UnplugAllBusyWhenEmpty}),
+    [](const auto& p) {
+      std::string n = std::string(fault_name(p.param.fault)) + "_" + p.param.proof;
+      for (char& ch : n) {
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      }
+      return n;
+    });
+
+// The inductive invariants (proofs/block_invariants.cc) against the catalog's transition
+// mutants: each breaks the proof of its transition, and the counterexample is a trace that
+// replays cleanly on the reference and fails on the mutant (decisions D7).
+class TransitionSensitivityTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(TransitionSensitivityTest, CounterexampleReplaysAsAFailingTrace) {
+  const Case& c = GetParam();
+  const ProofResult clean = run(c.proof, Fault::None);
+  ASSERT_EQ(clean.outcome, Outcome::Proved) << clean.counterexample;
+  const ProofResult mutant = run(c.proof, c.fault);
+  ASSERT_EQ(mutant.outcome, Outcome::Failed) << mutant.counterexample;
+  ASSERT_FALSE(mutant.trace.empty()) << mutant.counterexample;
+  auto trace = parse_trace(mutant.trace);
+  ASSERT_TRUE(trace.has_value()) << trace.error().message << "\n" << mutant.trace;
+  const ReplayReport on_reference = replay_trace(*trace, "none");
+  EXPECT_TRUE(on_reference.ok()) << mutant.trace
+                                 << (on_reference.error      ? *on_reference.error
+                                     : on_reference.mismatch ? on_reference.mismatch->observed
+                                                             : "");
+  const ReplayReport on_mutant = replay_trace(*trace, std::string(fault_name(c.fault)));
+  EXPECT_TRUE(on_mutant.mismatch.has_value()) << "replays cleanly on the mutant:\n" << mutant.trace;
+  std::cout << mutant.trace;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Catalog, TransitionSensitivityTest,
+    ::testing::Values(
+        Case{"invariants_kept[plug, spec]", Fault::PlugBitmapKeptOnRefusal},
+        Case{"invariants_kept[plug, spec]", Fault::PlugSizeNotRolledBack},
+        Case{"invariants_kept[plug, qemu]", Fault::PlugStateCheckSkipped},
+        Case{"invariants_kept[unplug, spec]", Fault::UnplugPluggedSizeStale},
+        Case{"invariants_kept[unplug, qemu-7.2]", Fault::UnplugStateCheckSkipped},
+        Case{"invariants_kept[unplug_all, spec]", Fault::UnplugAllUsableBelowRequested},
+        Case{"invariants_kept[host_resize, spec]", Fault::ResizeShrinksUsable},
+        Case{"invariants_kept[host_resize, qemu]", Fault::HostResizeBeyondRegion},
+        Case{"invariants_kept[device_reset, spec]", Fault::DeviceResetUnplugs},
+        Case{"invariants_kept[system_reset, qemu-7.2]", Fault::SystemResetKeepsBlocks},
+        Case{"invariants_kept[wakeup, spec]", Fault::WakeupUnplugs}),
     [](const auto& p) {
       std::string n = std::string(fault_name(p.param.fault)) + "_" + p.param.proof;
       for (char& ch : n) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "reference/mem/block_state.h"
 #include "reference/mem/rules.h"
 
 VMEM_NAMESPACE_BEGIN
@@ -330,8 +331,9 @@ Response VirtioMemDevice::plug(uint64_t gpa, uint16_t nb_blocks) {
       if (faulty(fault_, Fault::PlugBitmapKeptOnRefusal) && blocks != 0) {
         bitmap_.set_range_plugged(block_of(gpa), blocks);
       }
-      if (faulty(fault_, Fault::PlugSizeNotRolledBack)) {
-        plugged_size_ += size;
+      const uint64_t kept = rules::size_after_refused_plug(U64{}, plugged_size_, size, fault_);
+      if (kept != plugged_size_) {
+        plugged_size_ = kept;
         sync_config(true, false);
       }
     }
@@ -342,7 +344,7 @@ Response VirtioMemDevice::plug(uint64_t gpa, uint16_t nb_blocks) {
     auto relock = lock_state();
     if (blocks != 0) bitmap_.set_range_plugged(block_of(gpa), blocks);
     touched_.add(block_of(gpa), blocks);
-    plugged_size_ += size;  // DEV-30
+    plugged_size_ = rules::size_after_plug(U64{}, plugged_size_, size);  // DEV-30
     // GEN-5: the generation changes; DEV-10: plugged_size alone is not notified.
     sync_config(!faulty(fault_, Fault::PlugGenerationUnchanged),
                 faulty(fault_, Fault::PlugNotifiesConfig));
@@ -382,9 +384,9 @@ Response VirtioMemDevice::unplug(uint64_t gpa, uint16_t nb_blocks) {
     auto relock = lock_state();
     if (blocks != 0) bitmap_.set_range_unplugged(block_of(gpa), blocks);
     touched_.add(block_of(gpa), blocks);
-    if (!faulty(fault_, Fault::UnplugPluggedSizeStale)) {
-      plugged_size_ -= uint64_t{nb_blocks} * options_.block_size;  // DEV-37
-    }
+    plugged_size_ =
+        rules::size_after_unplug(U64{}, plugged_size_, uint64_t{nb_blocks} * options_.block_size,
+                                 fault_);  // DEV-37
     sync_config(true, false);
   }
   if (hooks_ != nullptr) hooks_->unplugged(offset, size);
@@ -502,11 +504,11 @@ void VirtioMemDevice::resize_usable_region(bool can_shrink) {
 // The host side.
 
 Status VirtioMemDevice::set_requested_size(uint64_t size, uint64_t* stamp) {
-  if (size % options_.block_size != 0) {
-    return unexpected(Error{fmt::format(
-        "'requested-size' has to be multiples of 'block-size' ({:#x})", options_.block_size)});
-  }
-  if (size > options_.region_size && !faulty(fault_, Fault::HostResizeBeyondRegion)) {
+  if (!rules::host_resize_allowed(U64{}, options_.region_size, options_.block_size, size, fault_)) {
+    if (size % options_.block_size != 0) {
+      return unexpected(Error{fmt::format(
+          "'requested-size' has to be multiples of 'block-size' ({:#x})", options_.block_size)});
+    }
     return unexpected(Error{fmt::format(
         "'requested-size' cannot exceed the memory backend size({:#x})", options_.region_size)});
   }
@@ -515,7 +517,11 @@ Status VirtioMemDevice::set_requested_size(uint64_t size, uint64_t* stamp) {
     const bool changed = size != requested_size_;
     requested_size_ = size;
     // DEV-8: grow only (the mutant lets it shrink).
-    if (changed) resize_usable_region(faulty(fault_, Fault::ResizeShrinksUsable));
+    if (changed) {
+      usable_region_size_ = rules::usable_after_host_resize(
+          U64{}, options_.region_size, options_.block_size, options_.usable_extent, requested_size_,
+          usable_region_size_, fault_);
+    }
     // DEV-9. QEMU notifies on every successful set, even an unchanged one (DEV-11 allows it).
     const bool notify = (changed || options_.profile != Profile::Spec) &&
                         !faulty(fault_, Fault::ResizeWithoutNotification);

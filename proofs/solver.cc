@@ -1,0 +1,61 @@
+#include "proofs/solver.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+VMEM_NAMESPACE_BEGIN
+namespace proofs {
+
+using Expr = z3::expr;
+
+ProofResult decide(const std::string& name, const std::string& covers, z3::solver& s,
+                   const Expr& negated_claim,
+                   const std::vector<std::pair<std::string, Expr>>& shown) {
+  const auto start = std::chrono::steady_clock::now();
+  s.add(negated_claim);
+  ProofResult r;
+  r.name = name;
+  r.covers = covers;
+  switch (s.check()) {
+    case z3::unsat:
+      r.outcome = Outcome::Proved;
+      break;
+    case z3::sat: {
+      r.outcome = Outcome::Failed;
+      const z3::model model = s.get_model();
+      for (const auto& [label, e] : shown) {
+        const Expr v = model.eval(e, true);
+        uint64_t n = 0;
+        if (v.is_bool()) {
+          r.counterexample += fmt::format("{}={} ", label, v.is_true() ? "true" : "false");
+        } else if (v.is_numeral_u64(n)) {
+          r.counterexample += fmt::format("{}={:#x} ", label, n);
+        } else {
+          r.counterexample += fmt::format("{}={} ", label, v.to_string());
+        }
+      }
+      break;
+    }
+    case z3::unknown:
+      r.outcome = Outcome::Unknown;
+      r.counterexample = s.reason_unknown();
+      break;
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+z3::solver make_solver(z3::context& c, const ProofOptions& o) {
+  return z3::try_for(z3::tactic(c, "qfbv"), o.timeout_ms).mk_solver();
+}
+
+Expr pow2(const Z3Word& m, const Expr& x) {
+  return m.both(m.negate(m.eq(x, m.lit(0))), m.eq(m.bit_and(x, m.sub(x, m.lit(1))), m.lit(0)));
+}
+Expr aligned(const Z3Word& m, const Expr& x, const Expr& bs) {
+  return m.eq(m.bit_and(x, m.sub(bs, m.lit(1))), m.lit(0));
+}
+
+}  // namespace proofs
+VMEM_NAMESPACE_END

@@ -1,0 +1,35 @@
+// What every proof shares: the solver, the decision with its counterexample, and the
+// preconditions' vocabulary (a power of two, alignment, 128-bit widening).
+#pragma once
+
+#include <z3++.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "proofs/proof.h"
+#include "proofs/z3_word.h"
+
+VMEM_NAMESPACE_BEGIN
+namespace proofs {
+
+// A bit-blasting solver with the options' timeout: every query here is quantifier-free
+// bit-vector arithmetic, where Z3's qfbv tactic is far faster than its default strategy.
+z3::solver make_solver(z3::context& c, const ProofOptions& o);
+
+// Asks whether `negated_claim` can hold under the preconditions already on `s`: unsat is a
+// proof; sat a failure whose counterexample lists the `shown` expressions' values.
+ProofResult decide(const std::string& name, const std::string& covers, z3::solver& s,
+                   const z3::expr& negated_claim,
+                   const std::vector<std::pair<std::string, z3::expr>>& shown);
+
+z3::expr pow2(const Z3Word& m, const z3::expr& x);
+z3::expr aligned(const Z3Word& m, const z3::expr& x, const z3::expr& block_size);
+// 64 -> 128 bits, for sums and products that must not wrap.
+inline z3::expr wide(const z3::expr& x) {
+  return z3::zext(x, 64);
+}
+
+}  // namespace proofs
+VMEM_NAMESPACE_END
