@@ -706,7 +706,7 @@ ProofResult transition(Transition t, Profile p, const ProofOptions& o) {
       const auto [lines, h] = host_lines(model, false);
       return Step{[=](const U64& u, const rules::Geometry<U64>& cg, rules::BlockState<U64>& cs) {
         if (t == Transition::DeviceReset) {
-          rules::device_reset(u, cg, cs, h);
+          (void)rules::device_reset(u, cg, cs, h);
           return lines + "host device_reset -> ok\ninit -> status=0xf\n";
         }
         if (t == Transition::SystemReset) {
@@ -786,7 +786,7 @@ ProofResult transition(Transition t, Profile p, const ProofOptions& o) {
                      {"a resize plugs and unplugs nothing", w.unchanged(same_blocks)});
     }
     case Transition::DeviceReset:
-      rules::device_reset(m, w.g, post, host, o.fault);
+      (void)rules::device_reset(m, w.g, post, host, o.fault);
       return w.prove(name, covers_of("device reset, DEV-13, DEV-14"), post,
                      {{"always", c.bool_val(true), Change::Kept}},
                      {"a device reset changes nothing", w.unchanged(post)});

@@ -257,25 +257,22 @@ B<M> host_resize(const M& m, const Geometry<M>& g, BlockState<M>& s, W<M> size,
   return allowed;
 }
 
-// A device reset leaves every block as it was (DEV-13, DEV-14).
+// A device reset leaves every block as it was (DEV-13, DEV-14). Returns the host's inputs as the
+// steps after it see them: the mutant that unplugs here also ends the busy window.
 template <WordModel M>
-void device_reset(const M& m, const Geometry<M>& g, BlockState<M>& s, const HostInput<M>& host,
-                  Fault fault = Fault::None) {
-  if (faulty(fault, Fault::DeviceResetUnplugs)) {
-    (void)unplug_everything(m, g, s,
-                            HostInput<M>{m.truth(false), host.populate_ok, host.discard_ok},
-                            /*check_busy=*/true, fault);
-  }
+HostInput<M> device_reset(const M& m, const Geometry<M>& g, BlockState<M>& s,
+                          const HostInput<M>& host, Fault fault = Fault::None) {
+  if (!faulty(fault, Fault::DeviceResetUnplugs)) return host;
+  const HostInput<M> calm{m.truth(false), host.populate_ok, host.discard_ok};
+  (void)unplug_everything(m, g, s, calm, /*check_busy=*/true, fault);
+  return calm;
 }
 
 // A system reset: a device reset, then every block unplugged (DEV-22) unless busy.
 template <WordModel M>
 void system_reset(const M& m, const Geometry<M>& g, BlockState<M>& s, const HostInput<M>& host,
                   Fault fault = Fault::None) {
-  device_reset(m, g, s, host, fault);
-  const HostInput<M> after_reset{
-      faulty(fault, Fault::DeviceResetUnplugs) ? m.truth(false) : host.busy, host.populate_ok,
-      host.discard_ok};
+  const HostInput<M> after_reset = device_reset(m, g, s, host, fault);
   if (!faulty(fault, Fault::SystemResetKeepsBlocks)) {
     (void)unplug_everything(m, g, s, after_reset, /*check_busy=*/true, fault);
   }
@@ -286,10 +283,7 @@ void system_reset(const M& m, const Geometry<M>& g, BlockState<M>& s, const Host
 template <WordModel M>
 void wakeup_reset(const M& m, const Geometry<M>& g, BlockState<M>& s, const HostInput<M>& host,
                   Fault fault = Fault::None) {
-  device_reset(m, g, s, host, fault);
-  const HostInput<M> after_reset{
-      faulty(fault, Fault::DeviceResetUnplugs) ? m.truth(false) : host.busy, host.populate_ok,
-      host.discard_ok};
+  const HostInput<M> after_reset = device_reset(m, g, s, host, fault);
   if (g.profile == Profile::Qemu72 || faulty(fault, Fault::WakeupUnplugs)) {
     (void)unplug_everything(m, g, s, after_reset, /*check_busy=*/true, fault);
   }

@@ -201,7 +201,7 @@ std::optional<std::string> run_steps(Profile p, Fault device_fault, Fault model_
             break;
           case 1:
             x.t.dev().reset();
-            rules::device_reset(m, x.g, x.s, x.host(true), x.model_fault);
+            (void)rules::device_reset(m, x.g, x.s, x.host(true), x.model_fault);
             step = "device reset";
             break;
           default:
