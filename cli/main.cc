@@ -160,6 +160,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   prove->add_option("--fault", prove_fault,
                     "run against a named fault's logic (vmemcheck-mutants)");
+  std::string prove_trace;
+  prove
+      ->add_option("--trace", prove_trace,
+                   "check a recorded trace step by step against the block-state transition "
+                   "relation instead")
+      ->check(CLI::ExistingFile);
 
   std::string req_id;
   bool req_json = false;
@@ -241,6 +247,7 @@ int main(int argc, char** argv) {
     }
     if (prove->parsed()) {
 #if VMEM_HAVE_PROOFS
+      if (!prove_trace.empty()) return vmem::cli::run_prove_trace(prove_trace);
       return vmem::cli::run_prove(prove_filter, prove_timeout, prove_fault);
 #else
       fmt::print(stderr, "vmemcheck: built without proofs (VMEM_BUILD_PROOFS=OFF)\n");

@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "proofs/proof.h"
+#include "proofs/trace_check.h"
 
 namespace vmem::cli {
 
@@ -36,6 +40,37 @@ int run_prove(const std::string& filter, unsigned timeout_ms, const std::string&
   }
   fmt::print("{} passed, {} failed ({:.1f} s)\n", ran - failed, failed, total);
   return failed == 0 ? 0 : 1;
+}
+
+int run_prove_trace(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) {
+    fmt::print(stderr, "vmemcheck: cannot read {}\n", path);
+    return 2;
+  }
+  const auto trace = parse_trace(text.str());
+  if (!trace.has_value()) {
+    fmt::print(stderr, "vmemcheck: {}: {}\n", path, trace.error().message);
+    return 2;
+  }
+  const proofs::TraceCheck r = proofs::check_trace(*trace);
+  if (r.error) {
+    fmt::print(stderr, "vmemcheck: {}: {}\n", path, *r.error);
+    return 2;
+  }
+  if (r.unexplained) {
+    fmt::print("{}:{}: no transition explains `{}`: observed {}; the relation allows {}\n", path,
+               r.unexplained->line, r.unexplained->op, r.unexplained->observed,
+               r.unexplained->allowed);
+    fmt::print("{} steps explained before it\n", r.explained);
+    return 1;
+  }
+  fmt::print("{}: {} block-state steps explained by the transition relation ({}), {} passed over\n",
+             path, r.explained, profile_name(trace->options.profile), r.passed_over);
+  if (r.stopped) fmt::print("stopped early: {}\n", *r.stopped);
+  return 0;
 }
 
 }  // namespace vmem::cli

@@ -32,7 +32,9 @@ std::vector<std::string> split_words(std::string_view s) {
   return out;
 }
 
-std::optional<uint64_t> parse_u64(std::string_view s) {
+}  // namespace
+
+std::optional<uint64_t> parse_trace_number(std::string_view s) {
   if (s.empty()) return std::nullopt;
   int base = 10;
   if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
@@ -44,6 +46,8 @@ std::optional<uint64_t> parse_u64(std::string_view s) {
   if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
   return v;
 }
+
+namespace {
 
 std::optional<std::vector<uint8_t>> parse_hex(std::string_view s) {
   if (s.size() % 2 != 0) return std::nullopt;
@@ -96,7 +100,7 @@ Status parse_device(const TraceOp& op, Trace& t) {
     // Not a structured binding: clang 14 cannot capture one in the lambda below.
     const std::string& k = entry.first;
     const std::string& v = entry.second;
-    auto num = parse_u64(v);
+    auto num = parse_trace_number(v);
     auto need_num = [&]() -> Result<uint64_t> {
       if (!num) return unexpected(at(op.line, fmt::format("'{}' needs a number, got '{}'", k, v)));
       return *num;
@@ -304,7 +308,7 @@ class Session {
 };
 
 Result<uint64_t> number(const TraceOp& op, const std::string& text, std::string_view what) {
-  auto v = parse_u64(text);
+  auto v = parse_trace_number(text);
   if (!v) return unexpected(at(op.line, fmt::format("{} '{}' is not a number", what, text)));
   return *v;
 }
@@ -321,7 +325,7 @@ Result<std::vector<uint32_t>> sizes(const TraceOp& op, std::string_view list) {
   while (i < list.size()) {
     std::size_t j = list.find(',', i);
     if (j == std::string_view::npos) j = list.size();
-    auto v = parse_u64(list.substr(i, j - i));
+    auto v = parse_trace_number(list.substr(i, j - i));
     if (!v || *v == 0 || *v > 4096)
       return unexpected(at(op.line, fmt::format("bad size list '{}'", list)));
     out.push_back(static_cast<uint32_t>(*v));

@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "reference/base/result.h"
@@ -42,6 +43,9 @@ struct Trace {
   std::string transport = "none";  // none | pci | mmio: what `reg` lines talk to
   std::vector<TraceOp> ops;
 };
+
+// A number as traces write it: decimal, or hexadecimal with a 0x prefix.
+std::optional<uint64_t> parse_trace_number(std::string_view s);
 
 // Parses a trace; errors name the line.
 Result<Trace> parse_trace(std::string_view text);
