@@ -95,11 +95,13 @@ void tie_block_arithmetic(const CutWord& m, std::vector<Expr>& facts, const Expr
   }
 }
 
-// Proves each claim on its own (push/pop on one solver): bit-blasting a conjunction often costs
-// far more than its parts. The result is the first failure, or proved with the summed time.
+// Proves each claim in turn (push/pop on one solver), with `chain` each with the ones before it
+// as facts: bit-blasting a conjunction often costs far more than its parts, or a chain of steps
+// towards it. The result is the first failure, or proved with the summed time.
 ProofResult decide_each(const std::string& name, const std::string& covers, z3::solver& s,
                         const std::vector<Expr>& claims,
-                        const std::vector<std::pair<std::string, Expr>>& shown) {
+                        const std::vector<std::pair<std::string, Expr>>& shown,
+                        bool chain = false) {
   ProofResult r;
   double seconds = 0;
   for (const Expr& claim : claims) {
@@ -108,6 +110,7 @@ ProofResult decide_each(const std::string& name, const std::string& covers, z3::
     s.pop();
     seconds += r.seconds;
     if (r.outcome != Outcome::Proved) break;
+    if (chain) s.add(claim);  // proved: the later claims may use it
   }
   r.seconds = seconds;
   return r;
@@ -283,13 +286,20 @@ ProofResult valid_range_in_blocks(const ProofOptions& o) {
   return decide_each("lemma_valid_range_in_blocks",
                      "DEV-26/33/46 in block units; 256 blocks, every block size 2^0..2^55", s,
                      {z3::implies(valid, z3::ult(first, end) && end - first == nb),
+                      // Steps towards the claims below: the offset is whole blocks, and the
+                      // request ends inside the usable region.
+                      z3::implies(valid, z3::shl(first, shift) == gpa - addr),
+                      z3::implies(valid, z3::ule((gpa - addr) + z3::shl(nb, shift), usable)),
+                      z3::implies(valid, z3::ule(z3::shl(end, shift), usable)),
                       z3::implies(valid, z3::ule(end, z3::lshr(usable, shift))),
+                      z3::ule(z3::lshr(usable, shift), m.lit(kBlocks)),
                       z3::implies(valid, z3::ule(end, m.lit(kBlocks)))},
                      {{"block_shift", shift},
                       {"addr", addr},
                       {"usable_region_size", usable},
                       {"gpa", gpa},
-                      {"nb_blocks", nb}});
+                      {"nb_blocks", nb}},
+                     /*chain=*/true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -810,17 +820,17 @@ ProofResult transition(Transition t, Profile p, const ProofOptions& o) {
 
 std::vector<Proof> block_invariant_proofs() {
   std::vector<Proof> proofs = {
-      {"lemma_popcount_union", "per word", popcount_union},
-      {"lemma_popcount_difference", "per word", popcount_difference},
-      {"lemma_block_arithmetic", "block size a power of two", block_arithmetic},
-      {"lemma_count_zero", "4 words", count_zero},
-      {"lemma_shift_distributes", "shifts", shift_distributes},
-      {"lemma_blocks_in_words_sum", "block ranges", blocks_in_words_sum},
+      {"lemma_popcount_union", "per word", popcount_union, true},
+      {"lemma_popcount_difference", "per word", popcount_difference, true},
+      {"lemma_block_arithmetic", "block size a power of two", block_arithmetic, true},
+      {"lemma_count_zero", "4 words", count_zero, true},
+      {"lemma_shift_distributes", "shifts", shift_distributes, true},
+      {"lemma_blocks_in_words_sum", "block ranges", blocks_in_words_sum, true},
       {"lemma_valid_range_in_blocks", "DEV-26/33/46 in blocks", valid_range_in_blocks},
   };
   for (unsigned w = 0; w < kWords; ++w) {
     proofs.push_back({fmt::format("lemma_range_mask_exact[word {}]", w), "bitmap masks",
-                      [w](const ProofOptions& o) { return range_mask_exact(w, o); }});
+                      [w](const ProofOptions& o) { return range_mask_exact(w, o); }, true});
   }
   for (Transition t :
        {Transition::Plug, Transition::Unplug, Transition::UnplugAll, Transition::HostResize,

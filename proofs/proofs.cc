@@ -286,10 +286,10 @@ const std::vector<Proof>& all_proofs() {
       {"verdict_order[qemu-7.2]", "D1",
        [](const ProofOptions& o) { return verdict_order(Profile::Qemu72, o); }},
       {"usable_region_bounds", "DEV-4, DEV-6, DEV-8", usable_region_bounds},
-      {"clip_exact", "section clipping", clip_exact},
-      {"memslot_geometry", "dynamic memslots", memslot_geometry},
-      {"mapping_budget_exact", "VFIO mapping budget", mapping_budget_exact},
-      {"bitmap_window", "bitmap range operations", bitmap_window},
+      {"clip_exact", "section clipping", clip_exact, true},
+      {"memslot_geometry", "dynamic memslots", memslot_geometry, true},
+      {"mapping_budget_exact", "VFIO mapping budget", mapping_budget_exact, true},
+      {"bitmap_window", "bitmap range operations", bitmap_window, true},
   };
   static const std::vector<Proof> all = [] {
     std::vector<Proof> v = proofs;
