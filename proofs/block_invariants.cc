@@ -69,7 +69,7 @@ class CutWord : public Z3Word {
 using Machine = rules::BlockState<CutWord>;
 
 constexpr unsigned kWords = 4;
-constexpr uint64_t kBlocks = kWords * 64;
+constexpr uint64_t kBlocks = uint64_t{kWords} * 64;
 // Block sizes 2^0 .. 2^55: a 256-block region then stays below 2^64.
 constexpr uint64_t kMaxBlockShift = 55;
 

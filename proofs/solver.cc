@@ -53,8 +53,8 @@ z3::solver make_solver(z3::context& c, const ProofOptions& o) {
 Expr pow2(const Z3Word& m, const Expr& x) {
   return m.both(m.negate(m.eq(x, m.lit(0))), m.eq(m.bit_and(x, m.sub(x, m.lit(1))), m.lit(0)));
 }
-Expr aligned(const Z3Word& m, const Expr& x, const Expr& bs) {
-  return m.eq(m.bit_and(x, m.sub(bs, m.lit(1))), m.lit(0));
+Expr aligned(const Z3Word& m, const Expr& x, const Expr& block_size) {
+  return m.eq(m.bit_and(x, m.sub(block_size, m.lit(1))), m.lit(0));
 }
 
 }  // namespace proofs

@@ -246,7 +246,7 @@ class Checker {
     for (const std::string& a : op.args)
       text += " " + a;
     for (const auto& [k, v] : op.kv)
-      text += " " + k + "=" + v;
+      text += fmt::format(" {}={}", k, v);
     result_.unexplained =
         TraceCheck::Unexplained{op.line, text, std::move(seen), std::move(allowed)};
     return false;
