@@ -18,7 +18,6 @@
 #include <fmt/format.h>
 #include <z3++.h>
 
-#include <cctype>
 #include <functional>
 #include <optional>
 #include <string>
@@ -323,10 +322,7 @@ struct Case {
 
 // The trace's spelling of a response code: "ack", "nack", "busy", "error".
 std::string response_name(uint64_t r) {
-  std::string name = to_string(static_cast<RespType>(r));
-  for (char& ch : name)
-    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return name;
+  return trace_word(to_string(static_cast<RespType>(r)));
 }
 
 // The failing step of a counterexample, run on the fault-free machine: returns its trace lines,

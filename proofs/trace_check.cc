@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cctype>
 #include <vector>
 
 #include "reference/mem/block_state.h"
@@ -19,18 +18,12 @@ using State = rules::BlockState<U64>;
 using Geometry = rules::Geometry<U64>;
 using Host = rules::HostInput<U64>;
 
-std::string lower(std::string s) {
-  for (char& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::string response_token(uint64_t r) {
-  return lower(to_string(static_cast<RespType>(r)));
+  return trace_word(to_string(static_cast<RespType>(r)));
 }
 
 std::string state_token(uint64_t s) {
-  return "state=" + lower(to_string(static_cast<BlockState>(s)));
+  return "state=" + trace_word(to_string(static_cast<BlockState>(s)));
 }
 
 bool observed(const TraceOp& op, const std::string& token) {

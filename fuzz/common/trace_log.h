@@ -4,11 +4,12 @@
 
 #include <fmt/format.h>
 
-#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <string>
 #include <utility>
+
+#include "reference/trace/trace.h"
 
 namespace vmem::fuzz {
 
@@ -35,12 +36,6 @@ class TraceLog {
   std::string text_;
 };
 
-// A response code or block state as the trace spells it ("ACK" -> "ack").
-inline std::string trace_word(const char* s) {
-  std::string out(s);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+using vmem::trace_word;  // a response code or block state as the trace spells it
 
 }  // namespace vmem::fuzz

@@ -2,6 +2,9 @@
 // named mutants of the catalog that change the logic it covers.
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <string>
+
 #include "proofs/proof.h"
 #include "reference/trace/trace.h"
 
@@ -25,6 +28,15 @@ struct Case {
 
 void PrintTo(const Case& c, std::ostream* os) {
   *os << c.proof << "/" << fault_name(c.fault);
+}
+
+// "fault_proof", with every character gtest does not take in a name as '_'.
+std::string case_name(const ::testing::TestParamInfo<Case>& p) {
+  std::string n = std::string(fault_name(p.param.fault)) + "_" + p.param.proof;
+  for (char& ch : n) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return n;
 }
 
 class ProofSensitivityTest : public ::testing::TestWithParam<Case> {};
@@ -80,13 +92,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"verdict_order[qemu]", Fault::OverQuotaAnsweredError},
                       Case{"verdict_order[spec]", Fault::UnplugAllBusyWhenEmpty},
                       Case{"verdict_order[qemu]", Fault::UnplugAllBusyWhenEmpty}),
-    [](const auto& p) {
-      std::string n = std::string(fault_name(p.param.fault)) + "_" + p.param.proof;
-      for (char& ch : n) {
-        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      }
-      return n;
-    });
+    case_name);
 
 // The inductive invariants (proofs/block_invariants.cc) against the catalog's transition
 // mutants: each breaks the proof of its transition, and the counterexample is a trace that
@@ -126,13 +132,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"invariants_kept[device_reset, spec]", Fault::DeviceResetUnplugs},
         Case{"invariants_kept[system_reset, qemu-7.2]", Fault::SystemResetKeepsBlocks},
         Case{"invariants_kept[wakeup, spec]", Fault::WakeupUnplugs}),
-    [](const auto& p) {
-      std::string n = std::string(fault_name(p.param.fault)) + "_" + p.param.proof;
-      for (char& ch : n) {
-        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      }
-      return n;
-    });
+    case_name);
 
 }  // namespace
 }  // namespace vmem::proofs

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <memory>
 #include <sstream>
@@ -33,6 +34,13 @@ std::vector<std::string> split_words(std::string_view s) {
 }
 
 }  // namespace
+
+std::string trace_word(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
 
 std::optional<uint64_t> parse_trace_number(std::string_view s) {
   if (s.empty()) return std::nullopt;
@@ -388,15 +396,9 @@ Result<std::vector<std::string>> Session::request(const TraceOp& op) {
     return obs;
   }
   std::vector<std::string> obs;
-  std::string code = to_string(res->response.type);
-  for (char& c : code)
-    c = static_cast<char>(std::tolower(c));
-  obs.push_back(code);
+  obs.push_back(trace_word(to_string(res->response.type)));
   if (r.type == VIRTIO_MEM_REQ_STATE && res->response.type == RespType::Ack) {
-    std::string st = to_string(res->response.state);
-    for (char& c : st)
-      c = static_cast<char>(std::tolower(c));
-    obs.push_back("state=" + st);
+    obs.push_back("state=" + trace_word(to_string(res->response.state)));
   }
   obs.push_back(fmt::format("used_len={}", res->used_len));
   return obs;

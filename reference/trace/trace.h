@@ -44,6 +44,9 @@ struct Trace {
   std::vector<TraceOp> ops;
 };
 
+// A response code or block state as a trace spells it: lower case ("ACK" -> "ack").
+std::string trace_word(std::string_view s);
+
 // A number as traces write it: decimal, or hexadecimal with a 0x prefix.
 std::optional<uint64_t> parse_trace_number(std::string_view s);
 
