@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "proofs/block_invariants.h"
+#include "proofs/listener_invariants.h"
 #include "proofs/proof.h"
 #include "proofs/solver.h"
 #include "proofs/z3_word.h"
@@ -294,6 +295,8 @@ const std::vector<Proof>& all_proofs() {
   static const std::vector<Proof> all = [] {
     std::vector<Proof> v = proofs;
     for (Proof& p : block_invariant_proofs())
+      v.push_back(std::move(p));
+    for (Proof& p : listener_invariant_proofs())
       v.push_back(std::move(p));
     return v;
   }();

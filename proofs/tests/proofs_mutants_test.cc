@@ -134,5 +134,17 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"invariants_kept[wakeup, spec]", Fault::WakeupUnplugs}),
     case_name);
 
+// The listener invariants (proofs/listener_invariants.cc) against the catalog's consumer mutants,
+// the same way.
+INSTANTIATE_TEST_SUITE_P(
+    Consumers, TransitionSensitivityTest,
+    ::testing::Values(
+        Case{"listeners_kept[populate, recording]", Fault::RollbackClippedToFailingSection},
+        Case{"listeners_kept[populate, recording]", Fault::RollbackSkipsFirstListener},
+        Case{"listeners_kept[populate, vfio]", Fault::PopulateMapsOneRange},
+        Case{"listeners_kept[populate, vfio]", Fault::PopulateMapsWholeSection},
+        Case{"listeners_kept[unregister, vfio]", Fault::UnregisterKeepsMappings}),
+    case_name);
+
 }  // namespace
 }  // namespace vmem::proofs

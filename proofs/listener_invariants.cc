@@ -1,0 +1,454 @@
+// Inductive invariants of the discard manager's bookkeeping (reference/discard/listener_state.h,
+// the machine that reference/tests/listener_state_test.cc ties to DiscardManager and the VFIO
+// listener): every hook the device calls, run symbolically through those templates from any state
+// that satisfies the invariants, ends in a state that satisfies them again.
+//
+// Three listeners, in the manager's order, with arbitrary sections [first, end) of a 256-block
+// region (they may overlap, nest or coincide), hold views of symbolic contents; the bitmap is
+// symbolic too. The invariants:
+//   - every listener's view is exactly the plugged blocks of its section (what it maps or pins
+//     is plugged memory, and all of it);
+//   - every block a listener maps is a DMA mapping of its own, so no discard of a block-aligned
+//     range can split a mapping (type1 would refuse that unmap and the memory would stay pinned);
+//   - a populate fails only because a listener refused it (never on a mapping already there).
+// They hold after each hook under the device's side of the contract, which the block-state
+// proofs (block_invariants.cc) establish: a PLUG populates a valid range of unplugged blocks and
+// marks them only when the populate succeeded; an UNPLUG discards plugged blocks before clearing
+// them; UNPLUG_ALL, and the resets that unplug, discard everything before clearing it.
+//
+// Two kinds of listener are proved: recording listeners (any consumer; discards per plugged run)
+// and VFIO listeners (map per block, take double discards), where the mapping faults apply.
+#include "proofs/listener_invariants.h"
+
+#include <fmt/format.h>
+#include <z3++.h>
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "proofs/solver.h"
+#include "reference/discard/listener_state.h"
+#include "reference/trace/trace.h"
+
+VMEM_NAMESPACE_BEGIN
+namespace proofs {
+namespace {
+
+using Expr = z3::expr;
+using View = rules::ListenerView<Z3Word>;
+
+constexpr unsigned kWords = 2;
+constexpr uint64_t kBlocks = uint64_t{kWords} * 64;
+constexpr unsigned kListeners = 3;
+
+enum class Kind { Recording, Vfio };
+const char* kind_name(Kind k) {
+  return k == Kind::Vfio ? "vfio" : "recording";
+}
+
+enum class Hook { Plug, Unplug, UnplugAll, Register, Unregister };
+const char* hook_name(Hook h) {
+  switch (h) {
+    case Hook::Plug:
+      return "populate";
+    case Hook::Unplug:
+      return "discard";
+    case Hook::UnplugAll:
+      return "discard_all";
+    case Hook::Register:
+      return "register";
+    case Hook::Unregister:
+      return "unregister";
+  }
+  return "?";
+}
+
+uint64_t u64(const z3::model& model, const Expr& e) {
+  uint64_t v = 0;
+  (void)model.eval(e, true).is_numeral_u64(v);
+  return v;
+}
+
+bool truth(const z3::model& model, const Expr& e) {
+  return model.eval(e, true).is_true();
+}
+
+// What the manager's clip() gives in block numbers: [max(firsts), min(ends)) when that is not
+// empty, else an empty range.
+Expr clip_blocks(const Z3Word& m, const Expr& s_first, const Expr& s_end, const Expr& first,
+                 const Expr& end) {
+  const auto [p_first, p_end] = rules::detail::clip_to(m, s_first, s_end, first, end);
+  const Expr lo = z3::ite(z3::ult(s_first, first), first, s_first);
+  const Expr hi = z3::ite(z3::ult(s_end, end), s_end, end);
+  return z3::ite(z3::ult(lo, hi), p_first == lo && p_end == hi, !z3::ult(p_first, p_end));
+}
+
+// lemma_clip_blocks: over every 64-bit section and range that do not wrap.
+ProofResult clip_blocks_lemma(const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  const Expr sf = m.var("section_first"), se = m.var("section_end"), f = m.var("first"),
+             e = m.var("end");
+  z3::solver s = make_solver(c, o);
+  s.add(z3::ule(sf, se) && z3::ule(f, e));
+  return decide("lemma_clip_blocks", "section clipping in block numbers; every 64-bit input", s,
+                !clip_blocks(m, sf, se, f, e),
+                {{"section_first", sf}, {"section_end", se}, {"first", f}, {"end", e}});
+}
+
+// One symbolic world: a bitmap and three listeners whose views satisfy the invariants.
+struct World {
+  z3::context& c;
+  Z3Word m;
+  const ProofOptions& options;
+  Kind kind;
+  std::vector<Expr> plugged;
+  rules::Listeners<Z3Word> ls;
+  std::vector<Expr> facts;
+  std::vector<std::pair<std::string, Expr>> shown;
+  // A case split the claims are decided under, case by case; the cases cover every input.
+  std::vector<Expr> cases;
+
+  World(z3::context& ctx, Kind k, const ProofOptions& o)
+      : c(ctx), m(ctx), options(o), kind(k), cases{ctx.bool_val(true)} {
+    for (unsigned i = 0; i < kWords; ++i) {
+      plugged.push_back(m.var(fmt::format("plugged{}", i).c_str()));
+      shown.emplace_back(fmt::format("plugged{}", i), plugged.back());
+    }
+    // The views the invariant allows, built as such: functions of the bitmap and the section.
+    for (unsigned l = 0; l < kListeners; ++l)
+      ls.push_back(listener(fmt::format("L{}", l), /*held=*/true));
+  }
+
+  // A listener with a symbolic section, holding what the invariant says (`held`) or nothing.
+  View listener(const std::string& name, bool held) {
+    View v{m.var((name + "_first").c_str()),
+           m.var((name + "_end").c_str()),
+           {},
+           {},
+           kind == Kind::Vfio,
+           kind == Kind::Vfio};
+    for (unsigned i = 0; i < kWords; ++i) {
+      v.told.push_back(held ? plugged[i] & rules::range_mask(m, i, v.first, v.end) : m.lit(0));
+      v.joined.push_back(m.lit(0));
+    }
+    facts.push_back(z3::ult(v.first, v.end) && z3::ule(v.end, m.lit(kBlocks)));
+    shown.emplace_back(name + " section first", v.first);
+    shown.emplace_back(name + " section end", v.end);
+    return v;
+  }
+
+  // Word i of the listener's view is the plugged blocks of its section, each mapped on its own.
+  Expr holds_word(const View& l, const std::vector<Expr>& p, unsigned i) const {
+    return l.told[i] == (p[i] & rules::range_mask(m, i, l.first, l.end)) && l.joined[i] == m.lit(0);
+  }
+
+  Expr holds(const View& l, const std::vector<Expr>& p) const {
+    Expr all = c.bool_val(true);
+    for (unsigned i = 0; i < kWords; ++i)
+      all = all && holds_word(l, p, i);
+    return all;
+  }
+
+  // The invariant word by word: one claim per listener and word, decided one at a time.
+  std::vector<Expr> all_hold(const rules::Listeners<Z3Word>& now,
+                             const std::vector<Expr>& p) const {
+    std::vector<Expr> parts;
+    for (const View& l : now) {
+      for (unsigned i = 0; i < kWords; ++i)
+        parts.push_back(holds_word(l, p, i));
+    }
+    return parts;
+  }
+
+  Expr holds_nothing(const View& l) const {
+    Expr none = c.bool_val(true);
+    for (unsigned i = 0; i < kWords; ++i)
+      none = none && l.told[i] == m.lit(0) && l.joined[i] == m.lit(0);
+    return none;
+  }
+
+  // A block range [first, end) inside the region; facts say how it lies against the bitmap.
+  std::pair<Expr, Expr> range(bool plugged_now) {
+    const Expr first = m.var("first"), end = m.var("end");
+    facts.push_back(z3::ult(first, end) && z3::ule(end, m.lit(kBlocks)));
+    for (unsigned i = 0; i < kWords; ++i) {
+      const Expr mask = rules::range_mask(m, i, first, end);
+      facts.push_back((plugged[i] & mask) == (plugged_now ? mask : m.lit(0)));
+    }
+    // lemma_clip_blocks, for the range against each listener's section.
+    for (const View& l : ls)
+      facts.push_back(clip_blocks(m, l.first, l.end, first, end));
+    shown.emplace_back("request first block", first);
+    shown.emplace_back("request end block", end);
+    return {first, end};
+  }
+
+  z3::solver solver() {
+    z3::solver s = make_solver(c, options);
+    for (const Expr& f : facts)
+      s.add(f);
+    return s;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Counterexamples as traces (decisions D7): register the three listeners (the oldest first, so
+// the manager's order is L0, L1, L2), plug the pre-state's blocks run by run (each listener then
+// holds what the invariant says), run the hook, and check. The expectations are the fault-free
+// manager's, so the trace replays cleanly on the reference and fails where the proof failed.
+
+constexpr uint64_t kTraceBlockSize = 2ULL << 20;  // VFIO needs blocks of at least a page
+constexpr uint64_t kTraceAddr = 4ULL << 30;
+
+std::string section_kv(uint64_t first, uint64_t end) {
+  return fmt::format("offset={:#x} size={:#x}", first * kTraceBlockSize,
+                     (end - first) * kTraceBlockSize);
+}
+
+std::string plug_line(uint64_t first, uint64_t end, bool ok) {
+  return fmt::format("request plug addr={:#x} nb={} -> {}\n", kTraceAddr + first * kTraceBlockSize,
+                     end - first, ok ? "ack" : "busy");
+}
+
+std::string trace_head(const std::string& name, Kind kind, const z3::model& model, const World& w) {
+  DeviceOptions o;
+  o.addr = kTraceAddr;
+  o.block_size = kTraceBlockSize;
+  o.region_size = kBlocks * kTraceBlockSize;
+  o.requested_size = o.region_size;
+  std::string text = fmt::format(
+      "vmemtrace 1\n# counterexample to {}\n{}\ninit -> status=0xf\nconsumers vfio={} -> ok\n",
+      name, format_device_line(o, BackingKind::Null, "none"), kind == Kind::Vfio ? 1 : 0);
+  for (unsigned l = kListeners; l-- > 0;) {
+    const uint64_t first = u64(model, w.ls[l].first), end = u64(model, w.ls[l].end);
+    text += kind == Kind::Vfio
+                ? fmt::format("vfio add {} -> ok\n", section_kv(first, end))
+                : fmt::format("listener add L{} {} -> ok\n", l, section_kv(first, end));
+  }
+  std::vector<uint64_t> p;
+  for (const Expr& e : w.plugged)
+    p.push_back(u64(model, e));
+  for (uint64_t b = 0; b < kBlocks;) {
+    if (((p[b / 64] >> (b % 64)) & 1) == 0) {
+      ++b;
+      continue;
+    }
+    uint64_t e = b;
+    while (e < kBlocks && ((p[e / 64] >> (e % 64)) & 1) != 0)
+      ++e;
+    text += plug_line(b, e, true);
+    b = e;
+  }
+  return text;
+}
+
+// A replayable model: VFIO sections do not overlap (a flat view's never do) and a refusal is one
+// the trace can ask for (`listener refuse` for recording listeners, `vfio fail_map 1`, the next
+// map call anywhere, for VFIO).
+std::string find_trace(const std::string& name, World& w, const Expr& failing,
+                       const std::vector<Expr>& extra,
+                       const std::function<std::string(const z3::model&)>& step) {
+  z3::solver s = w.solver();
+  s.add(failing);
+  for (const Expr& e : extra)
+    s.add(e);
+  if (w.kind == Kind::Vfio) {
+    for (unsigned a = 0; a < w.ls.size(); ++a) {
+      for (unsigned b = a + 1; b < w.ls.size(); ++b)
+        s.add(z3::ule(w.ls[a].end, w.ls[b].first) || z3::ule(w.ls[b].end, w.ls[a].first));
+    }
+  }
+  if (s.check() != z3::sat) return "";
+  const z3::model model = s.get_model();
+  return trace_head(name, w.kind, model, w) + step(model) + "check -> ok consistent\n";
+}
+
+std::string covers_of(Kind kind) {
+  return fmt::format(
+      "3 {} listeners with arbitrary sections in a {}-block region ({} words), symbolic views, "
+      "bitmap, request and refusals",
+      kind_name(kind), kBlocks, kWords);
+}
+
+// Decides the claims one at a time (a conjunction costs the solver far more than its parts); the
+// first that fails gets a counterexample trace.
+ProofResult decide_hook(const std::string& name, Kind kind, World& w,
+                        const std::vector<Expr>& claims, const std::vector<Expr>& trace_constraints,
+                        const std::function<std::string(const z3::model&)>& step) {
+  z3::solver s = w.solver();
+  ProofResult r;
+  double seconds = 0;
+  for (const Expr& claim : claims) {
+    for (const Expr& when : w.cases) {
+      s.push();
+      s.add(when);
+      r = decide(name, covers_of(kind), s, !claim, w.shown);
+      s.pop();
+      seconds += r.seconds;
+      if (r.outcome == Outcome::Failed)
+        r.trace = find_trace(name, w, when && !claim, trace_constraints, step);
+      if (r.outcome != Outcome::Proved) {
+        r.seconds = seconds;
+        return r;
+      }
+    }
+  }
+  r.seconds = seconds;
+  return r;
+}
+
+ProofResult hook(Hook h, Kind kind, const ProofOptions& o) {
+  z3::context c;
+  World w(c, kind, o);
+  const Z3Word& m = w.m;
+  const std::string name = fmt::format("listeners_kept[{}, {}]", hook_name(h), kind_name(kind));
+  switch (h) {
+    case Hook::Plug: {
+      const auto [first, end] = w.range(/*plugged_now=*/false);
+      std::vector<Expr> refuses;
+      for (unsigned l = 0; l < kListeners; ++l) {
+        refuses.push_back(c.bool_const(fmt::format("L{}_refuses", l).c_str()));
+        w.shown.emplace_back(fmt::format("L{} refuses", l), refuses.back());
+      }
+      rules::Listeners<Z3Word> post = w.ls;
+      const auto r = rules::populate(m, post, first, end, refuses, o.fault);
+      std::vector<Expr> after = w.plugged;
+      Expr someone_refused = c.bool_val(false);
+      for (unsigned l = 0; l < kListeners; ++l)
+        someone_refused = someone_refused || (r.asked[l] && refuses[l]);
+      for (unsigned i = 0; i < kWords; ++i)
+        after[i] = z3::ite(r.ok, w.plugged[i] | rules::range_mask(m, i, first, end), w.plugged[i]);
+      std::vector<Expr> claim = w.all_hold(post, after);
+      claim.insert(claim.begin(), r.ok == !someone_refused);
+      std::vector<Expr> replayable;
+      if (kind == Kind::Vfio) replayable = {refuses[0] == refuses[1], refuses[1] == refuses[2]};
+      return decide_hook(name, kind, w, claim, replayable, [&](const z3::model& model) {
+        std::string text;
+        bool ok = true;
+        for (unsigned l = 0; l < kListeners; ++l) {
+          if (!truth(model, refuses[l])) continue;
+          if (kind == Kind::Recording)
+            text += fmt::format("listener refuse L{} after=0 -> ok\n", l);
+          // The fault-free answer: the first listener whose part is not empty decides.
+          ok = false;
+        }
+        if (kind == Kind::Vfio && !ok) text += "vfio fail_map 1 -> ok\n";
+        const uint64_t f = u64(model, first), e = u64(model, end);
+        rules::Listeners<U64> concrete;
+        for (unsigned l = 0; l < kListeners; ++l) {
+          concrete.push_back({u64(model, w.ls[l].first), u64(model, w.ls[l].end),
+                              std::vector<uint64_t>(kWords), std::vector<uint64_t>(kWords, 0),
+                              kind == Kind::Vfio, kind == Kind::Vfio});
+          for (unsigned i = 0; i < kWords; ++i) {
+            concrete.back().told[i] =
+                u64(model, w.plugged[i]) &
+                rules::range_mask(U64{}, i, concrete.back().first, concrete.back().end);
+          }
+        }
+        std::vector<bool> said;
+        for (unsigned l = 0; l < kListeners; ++l)
+          said.push_back(truth(model, refuses[l]));
+        const auto fault_free = rules::populate(U64{}, concrete, f, e, said);
+        return text + plug_line(f, e, fault_free.ok);
+      });
+    }
+    case Hook::Unplug: {
+      const auto [first, end] = w.range(/*plugged_now=*/true);
+      rules::Listeners<Z3Word> post = w.ls;
+      rules::discard(m, post, first, end);
+      std::vector<Expr> after = w.plugged;
+      for (unsigned i = 0; i < kWords; ++i)
+        after[i] = w.plugged[i] & ~rules::range_mask(m, i, first, end);
+      return decide_hook(name, kind, w, w.all_hold(post, after), {}, [&](const z3::model& model) {
+        return fmt::format("request unplug addr={:#x} nb={} -> ack\n",
+                           kTraceAddr + u64(model, first) * kTraceBlockSize,
+                           u64(model, end) - u64(model, first));
+      });
+    }
+    case Hook::UnplugAll: {
+      rules::Listeners<Z3Word> post = w.ls;
+      rules::discard_all(m, post, w.plugged);
+      Expr any = c.bool_val(false);
+      for (const Expr& p : w.plugged)
+        any = any || p != m.lit(0);
+      w.facts.push_back(any);  // the device calls discard_all only with something plugged
+      return decide_hook(
+          name, kind, w, w.all_hold(post, std::vector<Expr>(kWords, m.lit(0))), {},
+          [](const z3::model&) { return std::string("request unplug_all -> ack\n"); });
+    }
+    case Hook::Register: {
+      View fresh = w.listener("new", /*held=*/false);
+      const Expr refuses = c.bool_const("new_refuses");
+      w.shown.emplace_back("new refuses", refuses);
+      const Expr registered = rules::replay_to(m, fresh, w.plugged, refuses, o.fault);
+      const std::vector<Expr> claim = {
+          z3::ite(registered, w.holds(fresh, w.plugged), w.holds_nothing(fresh)) &&
+          (registered == !(refuses && rules::detail::meets(m, w.plugged, fresh.first, fresh.end)))};
+      std::vector<Expr> replayable;
+      if (kind == Kind::Recording) replayable.push_back(!refuses);
+      if (kind == Kind::Vfio) {
+        for (const View& l : w.ls)
+          replayable.push_back(z3::ule(l.end, fresh.first) || z3::ule(fresh.end, l.first));
+      }
+      return decide_hook(name, kind, w, claim, replayable, [&](const z3::model& model) {
+        const uint64_t f = u64(model, fresh.first), e = u64(model, fresh.end);
+        if (kind == Kind::Recording)
+          return fmt::format("listener add L{} {} -> ok\n", kListeners, section_kv(f, e));
+        const bool fails = truth(model, refuses);
+        bool replays = false;
+        for (uint64_t b = f; b < e; ++b)
+          replays = replays || ((u64(model, w.plugged[b / 64]) >> (b % 64)) & 1) != 0;
+        return fmt::format("{}vfio add {} -> {}\n", fails ? "vfio fail_map 1 -> ok\n" : "",
+                           section_kv(f, e), fails && replays ? "error" : "ok");
+      });
+    }
+    case Hook::Unregister: {
+      // Each position in turn: the listener leaves holding nothing, the others keep theirs.
+      std::vector<Expr> claim;
+      for (unsigned k = 0; k < kListeners; ++k) {
+        rules::Listeners<Z3Word> post = w.ls;
+        const View gone = rules::unregister_listener(m, post, k, w.plugged, o.fault);
+        claim.push_back(w.holds_nothing(gone));
+        for (const Expr& e : w.all_hold(post, w.plugged))
+          claim.push_back(e);
+      }
+      return decide_hook(name, kind, w, claim, {}, [&](const z3::model& model) {
+        // The trace removes the first listener whose removal breaks the claim.
+        for (unsigned k = 0; k < kListeners; ++k) {
+          bool held = false;
+          for (unsigned i = 0; i < kWords; ++i) {
+            held = held || (u64(model, w.plugged[i]) &
+                            rules::range_mask(U64{}, i, u64(model, w.ls[k].first),
+                                              u64(model, w.ls[k].end))) != 0;
+          }
+          if (!held) continue;
+          const uint64_t f = u64(model, w.ls[k].first), e = u64(model, w.ls[k].end);
+          return kind == Kind::Vfio ? fmt::format("vfio del {} -> ok\n", section_kv(f, e))
+                                    : fmt::format("listener del L{} -> ok\n", k);
+        }
+        return std::string();
+      });
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::vector<Proof> listener_invariant_proofs() {
+  std::vector<Proof> proofs = {
+      {"lemma_clip_blocks", "section clipping in block numbers", clip_blocks_lemma, true}};
+  for (Hook h : {Hook::Plug, Hook::Unplug, Hook::UnplugAll, Hook::Register, Hook::Unregister}) {
+    for (Kind k : {Kind::Recording, Kind::Vfio}) {
+      proofs.push_back({fmt::format("listeners_kept[{}, {}]", hook_name(h), kind_name(k)),
+                        covers_of(k), [h, k](const ProofOptions& o) { return hook(h, k, o); }});
+    }
+  }
+  return proofs;
+}
+
+}  // namespace proofs
+VMEM_NAMESPACE_END
