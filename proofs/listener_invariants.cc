@@ -30,6 +30,7 @@
 
 #include "proofs/solver.h"
 #include "reference/discard/listener_state.h"
+#include "reference/kvm/memslot_state.h"
 #include "reference/trace/trace.h"
 
 VMEM_NAMESPACE_BEGIN
@@ -436,16 +437,232 @@ ProofResult hook(Hook h, Kind kind, const ProofOptions& o) {
   return {};
 }
 
+// ---------------------------------------------------------------------------------------------
+// Dynamic memslots (reference/kvm/memslot_state.h): a memslot is mapped exactly when it holds a
+// plugged block, and the memslots a range touches are valid indices.
+//
+// Two memslots of `size` blocks over a region of `region` <= 128 blocks (so size < region <=
+// 2 size), both symbolic, as is the bitmap. memslots_of() divides by the memslot size, which is
+// not a power of two; the division is cut out of the queries (each application a fresh unknown)
+// and tied to its value by lemma_small_quotient: below 2 size + 1 the quotient is 0, 1 or 2.
+
+class QuotientWord : public Z3Word {
+ public:
+  struct Cut {
+    Expr a, b, value;
+  };
+  explicit QuotientWord(z3::context& c) : Z3Word(c) {}
+  Word udiv(const Word& a, const Word& b) const {
+    for (const Cut& cut : cuts_) {
+      if (z3::eq(cut.a, a) && z3::eq(cut.b, b)) return cut.value;
+    }
+    cuts_.push_back({a, b, var(fmt::format("quotient{}", cuts_.size()).c_str())});
+    return cuts_.back().value;
+  }
+  const std::vector<Cut>& cuts() const { return cuts_; }
+
+ private:
+  mutable std::vector<Cut> cuts_;
+};
+
+// The quotient a / d for a <= 2d: 0, 1 or 2.
+Expr small_quotient(const Z3Word& m, const Expr& a, const Expr& d) {
+  return z3::ite(z3::ule(d + d, a), m.lit(2), z3::ite(z3::ule(d, a), m.lit(1), m.lit(0)));
+}
+
+ProofResult small_quotient_lemma(const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  const Expr a = m.var("a"), d = m.var("d");
+  z3::solver s = make_solver(c, o);
+  s.add(z3::ult(m.lit(0), d) && z3::ult(d, m.lit(1ULL << 62)) && z3::ule(a, d + d));
+  return decide("lemma_small_quotient", "a / d for a <= 2d, every d in [1, 2^62)", s,
+                !(z3::udiv(a, d) == small_quotient(m, a, d)), {{"a", a}, {"d", d}});
+}
+
+enum class MemslotHook { Plug, Unplug, UnplugAll };
+const char* memslot_hook_name(MemslotHook h) {
+  switch (h) {
+    case MemslotHook::Plug:
+      return "plug";
+    case MemslotHook::Unplug:
+      return "unplug";
+    case MemslotHook::UnplugAll:
+      return "unplug_all";
+  }
+  return "?";
+}
+
+constexpr unsigned kMemslots = 2;
+constexpr uint64_t kTraceMemslotBlockSize = 16ULL << 20;  // 64 blocks make QEMU's 1 GiB minimum
+
+ProofResult memslot_hook(MemslotHook h, const ProofOptions& o) {
+  z3::context c;
+  QuotientWord m(c);
+  const std::string name = fmt::format("memslots_kept[{}]", memslot_hook_name(h));
+  const std::string covers = fmt::format(
+      "2 memslots of any size over any region of at most {} blocks, symbolic bitmap, "
+      "request and refusals",
+      kBlocks);
+  std::vector<Expr> facts;
+  std::vector<std::pair<std::string, Expr>> shown;
+  rules::MemslotView<QuotientWord> view{m.var("memslot_size"), m.var("region"), {}};
+  facts.push_back(z3::ult(view.size, view.region) && z3::ule(view.region, view.size + view.size) &&
+                  z3::ule(view.region, m.lit(kBlocks)));
+  std::vector<Expr> plugged;
+  for (unsigned i = 0; i < kWords; ++i) {
+    plugged.push_back(m.var(fmt::format("plugged{}", i).c_str()));
+    // Nothing is plugged past the region.
+    facts.push_back((plugged[i] & rules::range_mask(m, i, view.region, m.lit(kBlocks))) ==
+                    m.lit(0));
+    shown.emplace_back(fmt::format("plugged{}", i), plugged[i]);
+  }
+  shown.emplace_back("memslot size", view.size);
+  shown.emplace_back("region blocks", view.region);
+  // The invariant, built in: a memslot is mapped iff it holds a plugged block.
+  const auto holds_plugged = [&](const std::vector<Expr>& p, std::size_t i) {
+    const auto [first, end] = rules::detail::memslot_blocks(m, view, i);
+    return rules::detail::meets(m, p, first, end);
+  };
+  for (std::size_t i = 0; i < kMemslots; ++i)
+    view.mapped.push_back(holds_plugged(plugged, i));
+
+  const Expr first = m.var("first"), end = m.var("end");
+  std::vector<Expr> after = plugged;
+  std::vector<Expr> refuses;
+  Expr populate_ok = c.bool_val(true);
+  Expr indices_valid = c.bool_val(true);
+  rules::MemslotView<QuotientWord> post = view;
+  if (h != MemslotHook::UnplugAll) {
+    facts.push_back(z3::ult(first, end) && z3::ule(end, view.region));
+    for (unsigned i = 0; i < kWords; ++i) {
+      const Expr mask = rules::range_mask(m, i, first, end);
+      facts.push_back((plugged[i] & mask) == (h == MemslotHook::Plug ? m.lit(0) : mask));
+      after[i] = h == MemslotHook::Plug ? plugged[i] | mask : plugged[i] & ~mask;
+    }
+    shown.emplace_back("request first block", first);
+    shown.emplace_back("request end block", end);
+  }
+  switch (h) {
+    case MemslotHook::Plug: {
+      for (unsigned i = 0; i < kMemslots; ++i) {
+        refuses.push_back(c.bool_const(fmt::format("memslot{}_refused", i).c_str()));
+        shown.emplace_back(fmt::format("memslot {} refused", i), refuses.back());
+      }
+      populate_ok = c.bool_const("populate_ok");
+      shown.emplace_back("populate_ok", populate_ok);
+      const auto touched = rules::detail::touched(m, view, first, end, o.fault);
+      indices_valid = z3::ule(touched.first, touched.end) && z3::ule(touched.end, m.lit(kMemslots));
+      const Expr mapped = rules::activate(m, post, first, end, refuses, o.fault);
+      const Expr ok = mapped && populate_ok;
+      for (unsigned i = 0; i < kWords; ++i)
+        after[i] = z3::ite(ok, after[i], plugged[i]);
+      rules::MemslotView<QuotientWord> refused = post;
+      rules::deactivate_unplugged(m, refused, first, end, plugged, o.fault);
+      for (std::size_t i = 0; i < kMemslots; ++i)
+        post.mapped[i] = z3::ite(ok, post.mapped[i], refused.mapped[i]);
+      break;
+    }
+    case MemslotHook::Unplug:
+      rules::deactivate_unplugged(m, post, first, end, after, o.fault);
+      break;
+    case MemslotHook::UnplugAll:
+      for (unsigned i = 0; i < kWords; ++i)
+        after[i] = m.lit(0);
+      facts.push_back(rules::detail::meets(m, plugged, m.lit(0), m.lit(kBlocks)));
+      rules::deactivate_unplugged(m, post, m.lit(0), view.region, after, o.fault);
+      break;
+  }
+  // lemma_small_quotient for every division by the memslot size.
+  for (const QuotientWord::Cut& cut : m.cuts()) {
+    facts.push_back(
+        z3::implies(z3::ule(cut.a, cut.b + cut.b), cut.value == small_quotient(m, cut.a, cut.b)));
+  }
+  std::vector<Expr> claims = {indices_valid};
+  for (std::size_t i = 0; i < kMemslots; ++i)
+    claims.push_back(post.mapped[i] == holds_plugged(after, i));
+
+  z3::solver s = make_solver(c, o);
+  for (const Expr& f : facts)
+    s.add(f);
+  ProofResult r;
+  double seconds = 0;
+  for (const Expr& claim : claims) {
+    s.push();
+    r = decide(name, covers, s, !claim, shown);
+    seconds += r.seconds;
+    if (r.outcome == Outcome::Failed) {
+      // A replayable model: the geometry QEMU decides for two memslots of 1 GiB blocks-worth
+      // (64 blocks of 16 MiB over 65..128 blocks), no memslot refused.
+      s.add(view.size == m.lit(64) && z3::ult(m.lit(64), view.region));
+      for (const Expr& e : refuses)
+        s.add(!e);
+      if (s.check() == z3::sat) {
+        const z3::model model = s.get_model();
+        DeviceOptions d;
+        d.addr = 4ULL << 30;
+        d.block_size = kTraceMemslotBlockSize;
+        d.region_size = u64(model, view.region) * d.block_size;
+        d.requested_size = d.region_size;
+        d.dynamic_memslots = true;
+        d.unplugged_inaccessible = Tristate::On;
+        std::string text = fmt::format(
+            "vmemtrace 1\n# counterexample to {}\n{}\ninit -> status=0xf\nconsumers "
+            "memslots={} -> ok\nlistener add W offset=0x0 size={:#x} -> ok\n",
+            name, format_device_line(d, BackingKind::Null, "none"), kMemslots, d.region_size);
+        const auto gpa = [&](uint64_t b) { return d.addr + b * d.block_size; };
+        for (uint64_t b = 0; b < kBlocks;) {
+          if (((u64(model, plugged[b / 64]) >> (b % 64)) & 1) == 0) {
+            ++b;
+            continue;
+          }
+          uint64_t e = b;
+          while (e < kBlocks && ((u64(model, plugged[e / 64]) >> (e % 64)) & 1) != 0)
+            ++e;
+          text += fmt::format("request plug addr={:#x} nb={} -> ack\n", gpa(b), e - b);
+          b = e;
+        }
+        const uint64_t f = u64(model, first), e = u64(model, end);
+        switch (h) {
+          case MemslotHook::Plug: {
+            const bool ok = truth(model, populate_ok);
+            if (!ok) text += "listener refuse W after=0 -> ok\n";
+            text += fmt::format("request plug addr={:#x} nb={} -> {}\n", gpa(f), e - f,
+                                ok ? "ack" : "busy");
+            break;
+          }
+          case MemslotHook::Unplug:
+            text += fmt::format("request unplug addr={:#x} nb={} -> ack\n", gpa(f), e - f);
+            break;
+          case MemslotHook::UnplugAll:
+            text += "request unplug_all -> ack\n";
+            break;
+        }
+        r.trace = text + "check -> ok consistent\n";
+      }
+    }
+    s.pop();
+    if (r.outcome != Outcome::Proved) break;
+  }
+  r.seconds = seconds;
+  return r;
+}
+
 }  // namespace
 
 std::vector<Proof> listener_invariant_proofs() {
   std::vector<Proof> proofs = {
-      {"lemma_clip_blocks", "section clipping in block numbers", clip_blocks_lemma, true}};
+      {"lemma_clip_blocks", "section clipping in block numbers", clip_blocks_lemma, true},
+      {"lemma_small_quotient", "memslot indices", small_quotient_lemma, true}};
   for (Hook h : {Hook::Plug, Hook::Unplug, Hook::UnplugAll, Hook::Register, Hook::Unregister}) {
     for (Kind k : {Kind::Recording, Kind::Vfio}) {
       proofs.push_back({fmt::format("listeners_kept[{}, {}]", hook_name(h), kind_name(k)),
                         covers_of(k), [h, k](const ProofOptions& o) { return hook(h, k, o); }});
     }
+  }
+  for (MemslotHook h : {MemslotHook::Plug, MemslotHook::Unplug, MemslotHook::UnplugAll}) {
+    proofs.push_back({fmt::format("memslots_kept[{}]", memslot_hook_name(h)), "dynamic memslots",
+                      [h](const ProofOptions& o) { return memslot_hook(h, o); }});
   }
   return proofs;
 }

@@ -134,8 +134,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"invariants_kept[wakeup, spec]", Fault::WakeupUnplugs}),
     case_name);
 
-// The listener invariants (proofs/listener_invariants.cc) against the catalog's consumer mutants,
-// the same way.
+// The listener and memslot invariants (proofs/listener_invariants.cc) against the catalog's
+// consumer mutants, the same way.
 INSTANTIATE_TEST_SUITE_P(
     Consumers, TransitionSensitivityTest,
     ::testing::Values(
@@ -143,7 +143,10 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"listeners_kept[populate, recording]", Fault::RollbackSkipsFirstListener},
         Case{"listeners_kept[populate, vfio]", Fault::PopulateMapsOneRange},
         Case{"listeners_kept[populate, vfio]", Fault::PopulateMapsWholeSection},
-        Case{"listeners_kept[unregister, vfio]", Fault::UnregisterKeepsMappings}),
+        Case{"listeners_kept[unregister, vfio]", Fault::UnregisterKeepsMappings},
+        Case{"memslots_kept[plug]", Fault::MemslotEndRoundedDown},
+        Case{"memslots_kept[plug]", Fault::MemslotDeactivatedWhilePlugged},
+        Case{"memslots_kept[unplug]", Fault::MemslotDeactivatedWhilePlugged}),
     case_name);
 
 }  // namespace

@@ -76,10 +76,7 @@ class Pair {
  private:
   uint64_t below(uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng_); }
   uint64_t bs() { return t_.dev().options().block_size; }
-  std::vector<uint64_t> plugged() {
-    const auto w = t_.dev().bitmap().words();
-    return {w.begin(), w.end()};
-  }
+  std::vector<uint64_t> plugged() { return words_of(t_.dev().bitmap()); }
   // A random block range [first, end) inside the region, at most `most` blocks long.
   std::pair<uint64_t, uint64_t> range(uint64_t most) {
     const uint64_t first = below(kBlocks);
@@ -245,10 +242,6 @@ class Pair {
                          words_text(held), words_text(gone.told));
     }
     return std::nullopt;
-  }
-
-  static std::vector<uint64_t> words_of(const BlockBitmap& b) {
-    return {b.words().begin(), b.words().end()};
   }
 
   // The blocks the container's mappings cover inside [first, end), and those that share a

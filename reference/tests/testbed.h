@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <vector>
 
 #include "reference/mem/machine.h"
 #include "reference/mem/request_driver.h"
@@ -52,6 +53,11 @@ inline Testbed make_testbed(const DeviceOptions& o, BackingKind kind = BackingKi
     EXPECT_EQ(status, 0x0f) << "driver initialization failed";
   }
   return t;
+}
+
+// A block bitmap's words, as the word-model machines (block_state.h, ...) hold them.
+inline std::vector<uint64_t> words_of(const BlockBitmap& b) {
+  return {b.words().begin(), b.words().end()};
 }
 
 inline DeviceOptions small_options(Profile p = Profile::Spec) {
