@@ -2,9 +2,11 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "cli/conform.h"
 #include "cli/fuzz_campaign.h"
@@ -151,6 +153,7 @@ int main(int argc, char** argv) {
 
   std::string prove_filter, prove_fault;
   unsigned prove_timeout = 60000;
+  unsigned prove_jobs = std::max(1U, std::thread::hardware_concurrency());
   CLI::App* prove =
       app.add_subcommand("prove", "run the Z3 proofs over the reference's decision code");
   prove->add_option("--filter", prove_filter, "only proofs whose name contains this");
@@ -160,6 +163,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   prove->add_option("--fault", prove_fault,
                     "run against a named fault's logic (vmemcheck-mutants)");
+  prove->add_option("--jobs,-j", prove_jobs, "proofs run at once (default: one per core)")
+      ->check(CLI::Range(1U, 64U));
   std::string prove_trace;
   prove
       ->add_option("--trace", prove_trace,
@@ -248,7 +253,7 @@ int main(int argc, char** argv) {
     if (prove->parsed()) {
 #if VMEM_HAVE_PROOFS
       if (!prove_trace.empty()) return vmem::cli::run_prove_trace(prove_trace);
-      return vmem::cli::run_prove(prove_filter, prove_timeout, prove_fault);
+      return vmem::cli::run_prove(prove_filter, prove_timeout, prove_fault, prove_jobs);
 #else
       fmt::print(stderr, "vmemcheck: built without proofs (VMEM_BUILD_PROOFS=OFF)\n");
       return 2;

@@ -2,15 +2,25 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "proofs/proof.h"
 #include "proofs/trace_check.h"
 
 namespace vmem::cli {
 
-int run_prove(const std::string& filter, unsigned timeout_ms, const std::string& fault_name) {
+int run_prove(const std::string& filter, unsigned timeout_ms, const std::string& fault_name,
+              unsigned jobs) {
   const auto fault = fault_from_name(fault_name);
   if (!fault) {
     fmt::print(stderr, "vmemcheck: unknown fault '{}' (see `vmemcheck faults`)\n", fault_name);
@@ -20,12 +30,38 @@ int run_prove(const std::string& filter, unsigned timeout_ms, const std::string&
     fmt::print(stderr, "vmemcheck: --fault needs the mutants build: run vmemcheck-mutants\n");
     return 2;
   }
-  int failed = 0, ran = 0;
-  double total = 0;
+  std::vector<const proofs::Proof*> selected;
   for (const proofs::Proof& p : proofs::all_proofs()) {
-    if (!filter.empty() && p.name.find(filter) == std::string::npos) continue;
-    ++ran;
-    const proofs::ProofResult r = p.run(proofs::ProofOptions{*fault, timeout_ms});
+    if (filter.empty() || p.name.find(filter) != std::string::npos) selected.push_back(&p);
+  }
+  if (selected.empty()) {
+    fmt::print(stderr, "vmemcheck: no proof matches '{}'\n", filter);
+    return 2;
+  }
+  // Workers take the next proof; results are printed in order as soon as all before are in.
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::optional<proofs::ProofResult>> results(selected.size());
+  std::mutex lock;
+  std::condition_variable done;
+  std::atomic<std::size_t> next{0};
+  std::vector<std::jthread> workers;
+  for (unsigned w = 0; w < std::min<std::size_t>(jobs, selected.size()); ++w) {
+    workers.emplace_back([&] {
+      for (std::size_t i; (i = next++) < selected.size();) {
+        proofs::ProofResult r = selected[i]->run(proofs::ProofOptions{*fault, timeout_ms});
+        const std::lock_guard<std::mutex> guard(lock);
+        results[i] = std::move(r);
+        done.notify_one();
+      }
+    });
+  }
+  int failed = 0;
+  double total = 0;
+  for (std::size_t i = 0; i < selected.size(); ++i) {
+    std::unique_lock<std::mutex> guard(lock);
+    done.wait(guard, [&] { return results[i].has_value(); });
+    const proofs::ProofResult r = *results[i];
+    guard.unlock();
     total += r.seconds;
     fmt::print("{:<8} {:<26} {:>8.2f} s  {}\n", to_string(r.outcome), r.name, r.seconds, r.covers);
     if (r.outcome != proofs::Outcome::Proved) {
@@ -33,12 +69,12 @@ int run_prove(const std::string& filter, unsigned timeout_ms, const std::string&
       fmt::print("         counterexample: {}\n", r.counterexample);
       if (!r.trace.empty()) fmt::print("         as a trace (vmemcheck replay):\n{}", r.trace);
     }
+    std::fflush(stdout);
   }
-  if (ran == 0) {
-    fmt::print(stderr, "vmemcheck: no proof matches '{}'\n", filter);
-    return 2;
-  }
-  fmt::print("{} passed, {} failed ({:.1f} s)\n", ran - failed, failed, total);
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print("{} passed, {} failed ({:.1f} s of solver time, {:.1f} s wall clock, {} at a time)\n",
+             selected.size() - failed, failed, total, wall, jobs);
   return failed == 0 ? 0 : 1;
 }
 
