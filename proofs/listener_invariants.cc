@@ -308,7 +308,9 @@ ProofResult hook(Hook h, Kind kind, const ProofOptions& o) {
   const std::string name = fmt::format("listeners_kept[{}, {}]", hook_name(h), kind_name(kind));
   switch (h) {
     case Hook::Plug: {
-      const auto [first, end] = w.range(/*plugged_now=*/false);
+      // Named copies, not structured bindings: the trace lambda captures them.
+      const std::pair<Expr, Expr> request = w.range(/*plugged_now=*/false);
+      const Expr first = request.first, end = request.second;
       std::vector<Expr> refuses;
       for (unsigned l = 0; l < kListeners; ++l) {
         refuses.push_back(c.bool_const(fmt::format("L{}_refuses", l).c_str()));
@@ -357,7 +359,9 @@ ProofResult hook(Hook h, Kind kind, const ProofOptions& o) {
       });
     }
     case Hook::Unplug: {
-      const auto [first, end] = w.range(/*plugged_now=*/true);
+      // Named copies, not structured bindings: the trace lambda captures them.
+      const std::pair<Expr, Expr> request = w.range(/*plugged_now=*/true);
+      const Expr first = request.first, end = request.second;
       rules::Listeners<Z3Word> post = w.ls;
       rules::discard(m, post, first, end);
       std::vector<Expr> after = w.plugged;

@@ -195,7 +195,7 @@ void discard_all(const M& m, Listeners<M>& ls, const std::vector<W<M>>& plugged)
 template <WordModel M>
 B<M> replay_to(const M& m, ListenerView<M>& l, const std::vector<W<M>>& plugged, B<M> refuses,
                Fault fault = Fault::None) {
-  const B<M> registered = m.negate(m.both(detail::meets(m, plugged, l.first, l.end), refuses));
+  B<M> registered = m.negate(m.both(detail::meets(m, plugged, l.first, l.end), refuses));
   W<M> carry = m.lit(0);  // the previous word's top bit, for the one-range mutant
   for (std::size_t i = 0; i < l.told.size(); ++i) {
     const W<M> seen = m.bit_and(plugged[i], range_mask(m, i, l.first, l.end));
