@@ -10,6 +10,7 @@
 #include "proofs/z3_word.h"
 #include "reference/mem/consumer_rules.h"
 #include "reference/mem/rules.h"
+#include "reference/trace/trace.h"
 
 VMEM_NAMESPACE_BEGIN
 namespace proofs {
@@ -83,6 +84,65 @@ ProofResult range_check_exact(const ProofOptions& o) {
   return r;
 }
 
+// The facts the verdict table speaks of, for one request.
+struct VerdictFacts {
+  bool valid, over_quota, wrong_state, busy, anything_plugged;
+};
+
+// A counterexample to the verdict table as a trace (decisions D7): a device of 64 blocks of 2 MiB
+// whose usable region spans the region and whose requested_size is 4 blocks, a pre-state and a
+// request that have exactly `f`'s facts, and the fault-free verdict as the expectation. A fact
+// the device never computes (a wrong state of an invalid range) does not change the request.
+std::string verdict_trace(const std::string& name, Profile p, const std::string& request,
+                          const VerdictFacts& f) {
+  DeviceOptions d;
+  d.profile = p;
+  d.addr = 4ULL << 30;
+  d.block_size = 2ULL << 20;
+  d.region_size = 64 * d.block_size;
+  d.requested_size = 4 * d.block_size;
+  d.usable_extent = d.region_size;
+  const U64 u;
+  const auto gpa = [&](uint64_t block) { return d.addr + block * d.block_size; };
+  // Invalid: half a block off. Valid: block 8 on (unplugged) or block 0 on (plugged first).
+  const auto addr = [&](uint64_t block) { return f.valid ? gpa(block) : gpa(block) + 4096; };
+  const auto answer = [](uint64_t code) {
+    return trace_word(to_string(static_cast<RespType>(code)));
+  };
+  std::string pre, step;
+  uint64_t plugged = 0;
+  if (request == "plug") {
+    if (f.wrong_state && f.valid) {
+      pre = fmt::format("request plug addr={:#x} nb=1 -> ack\n", gpa(0));
+      plugged = 1;
+    }
+    // Over quota: more blocks than requested_size leaves room for.
+    const uint64_t nb = f.over_quota ? 5 - plugged : 1;
+    const uint64_t verdict = rules::plug_verdict(u, p, f.valid, f.over_quota,
+                                                 f.wrong_state && f.valid, f.busy, Fault::None);
+    step = fmt::format("request plug addr={:#x} nb={} -> {}\n", addr(plugged == 1 ? 0 : 8), nb,
+                       answer(verdict));
+  } else if (request == "unplug") {
+    pre = fmt::format("request plug addr={:#x} nb=2 -> ack\n", gpa(8));
+    const bool wrong = f.wrong_state && f.valid;
+    const uint64_t verdict = rules::unplug_verdict(u, f.valid, wrong, f.busy);
+    step = fmt::format("request unplug addr={:#x} nb=2 -> {}\n", addr(wrong ? 10 : 8),
+                       answer(verdict));
+  } else if (request == "unplug_all") {
+    if (f.anything_plugged) pre = fmt::format("request plug addr={:#x} nb=1 -> ack\n", gpa(8));
+    const uint64_t verdict = rules::unplug_all_verdict(
+        u, p, f.busy, f.anything_plugged ? d.block_size : uint64_t{0}, Fault::None);
+    step = fmt::format("request unplug_all -> {}\n", answer(verdict));
+  } else {
+    step = fmt::format("request state addr={:#x} nb=1 -> {}\n", addr(8),
+                       answer(rules::state_verdict(u, f.valid)));
+  }
+  return fmt::format(
+      "vmemtrace 1\n# counterexample to {}: a {} request\n{}\ninit -> status=0xf\n{}{}{}", name,
+      request, format_device_line(d, BackingKind::Null, "none"), pre,
+      f.busy ? "host busy on -> ok\n" : "", step);
+}
+
 // D1's table: the verdict of every request type, in each profile, for every combination of
 // the facts a request has.
 ProofResult verdict_order(Profile p, const ProofOptions& o) {
@@ -115,17 +175,30 @@ ProofResult verdict_order(Profile p, const ProofOptions& o) {
   if (p != Profile::Qemu72) all_ok = all_ok && z3::implies(plugged == m.lit(0), all == ack);
   const Expr state_ok = (state == ack) == v && (state == ack || state == err);  // DEV-46, DEV-47
   z3::solver s = make_solver(c, o);
-  return decide(fmt::format("verdict_order[{}]", profile_name(p)),
-                "DEV-26/27/29, DEV-33/34/36, DEV-40/41, DEV-46/47; decisions D1", s,
-                !(plug_ok && unplug_ok && all_ok && state_ok),
-                {{"valid", v},
-                 {"over_quota", q},
-                 {"wrong_state", w},
-                 {"busy", b},
-                 {"plugged_size", plugged},
-                 {"plug", plug},
-                 {"unplug", unplug},
-                 {"unplug_all", all}});
+  const Expr claim = plug_ok && unplug_ok && all_ok && state_ok;
+  ProofResult r =
+      decide(fmt::format("verdict_order[{}]", profile_name(p)),
+             "DEV-26/27/29, DEV-33/34/36, DEV-40/41, DEV-46/47; decisions D1", s, !claim,
+             {{"valid", v},
+              {"over_quota", q},
+              {"wrong_state", w},
+              {"busy", b},
+              {"plugged_size", plugged},
+              {"plug", plug},
+              {"unplug", unplug},
+              {"unplug_all", all}});
+  if (r.outcome != Outcome::Failed) return r;
+  s.add(!claim);
+  if (s.check() != z3::sat) return r;
+  const z3::model model = s.get_model();
+  const auto holds = [&](const Expr& e) { return model.eval(e, true).is_true(); };
+  const VerdictFacts facts{holds(v), holds(q), holds(w), holds(b), !holds(plugged == m.lit(0))};
+  const char* request = !holds(plug_ok)     ? "plug"
+                        : !holds(unplug_ok) ? "unplug"
+                        : !holds(all_ok)    ? "unplug_all"
+                                            : "state";
+  r.trace = verdict_trace(r.name, p, request, facts);
+  return r;
 }
 
 // DEV-4, DEV-6, DEV-8: the usable region stays block-aligned, covers requested_size, stays

@@ -51,13 +51,20 @@ TEST_P(ProofSensitivityTest, MutantIsCaughtWithACounterexample) {
   std::cout << c.proof << " with " << fault_name(c.fault) << ": " << mutant.counterexample << "\n";
 }
 
-// The counterexample of a range-check mutant is a trace that replays cleanly on the correct
-// logic and fails on the mutant (decisions D7).
-TEST(ProofCounterexampleTest, RangeCheckCounterexampleReplaysAsAFailingTrace) {
-  for (Fault f : {Fault::RangeEndOffByOne, Fault::RangeNoWrapCheck, Fault::NbBlocksZeroAccepted}) {
-    const ProofResult r = run("range_check_exact", f);
+// The counterexample of a range-check or verdict-table mutant is a trace that replays cleanly
+// on the correct logic and fails on the mutant (decisions D7).
+TEST(ProofCounterexampleTest, DecisionCounterexamplesReplayAsFailingTraces) {
+  for (const Case& c : {Case{"range_check_exact", Fault::RangeEndOffByOne},
+                        Case{"range_check_exact", Fault::RangeNoWrapCheck},
+                        Case{"range_check_exact", Fault::NbBlocksZeroAccepted},
+                        Case{"verdict_order[spec]", Fault::NackBeforeRangeCheck},
+                        Case{"verdict_order[qemu]", Fault::PlugIgnoresBusy},
+                        Case{"verdict_order[spec]", Fault::OverQuotaAnsweredError},
+                        Case{"verdict_order[qemu-7.2]", Fault::OverQuotaAnsweredError},
+                        Case{"verdict_order[spec]", Fault::UnplugAllBusyWhenEmpty}}) {
+    const ProofResult r = run(c.proof, c.fault);
     ASSERT_EQ(r.outcome, Outcome::Failed);
-    ASSERT_FALSE(r.trace.empty()) << fault_name(f);
+    ASSERT_FALSE(r.trace.empty()) << fault_name(c.fault);
     auto trace = parse_trace(r.trace);
     ASSERT_TRUE(trace.has_value()) << trace.error().message << "\n" << r.trace;
     const ReplayReport clean = replay_trace(*trace, "none");
@@ -65,8 +72,9 @@ TEST(ProofCounterexampleTest, RangeCheckCounterexampleReplaysAsAFailingTrace) {
                             << (clean.error      ? *clean.error
                                 : clean.mismatch ? clean.mismatch->observed
                                                  : "");
-    const ReplayReport mutant = replay_trace(*trace, std::string(fault_name(f)));
-    EXPECT_TRUE(mutant.mismatch.has_value()) << fault_name(f) << " replays cleanly:\n" << r.trace;
+    const ReplayReport mutant = replay_trace(*trace, std::string(fault_name(c.fault)));
+    EXPECT_TRUE(mutant.mismatch.has_value()) << fault_name(c.fault) << " replays cleanly:\n"
+                                             << r.trace;
     std::cout << r.trace;
   }
 }
