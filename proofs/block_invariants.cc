@@ -94,37 +94,8 @@ void tie_block_arithmetic(const CutWord& m, std::vector<Expr>& facts, const Expr
   }
 }
 
-// Proves each claim in turn (push/pop on one solver), with `chain` each with the ones before it
-// as facts: bit-blasting a conjunction often costs far more than its parts, or a chain of steps
-// towards it. The result is the first failure, or proved with the summed time.
-ProofResult decide_each(const std::string& name, const std::string& covers, z3::solver& s,
-                        const std::vector<Expr>& claims,
-                        const std::vector<std::pair<std::string, Expr>>& shown,
-                        bool chain = false) {
-  ProofResult r;
-  double seconds = 0;
-  for (const Expr& claim : claims) {
-    s.push();
-    r = decide(name, covers, s, !claim, shown);
-    s.pop();
-    seconds += r.seconds;
-    if (r.outcome != Outcome::Proved) break;
-    if (chain) s.add(claim);  // proved: the later claims may use it
-  }
-  r.seconds = seconds;
-  return r;
-}
-
 Expr bit(const Expr& w, unsigned j) {
   return w.extract(j, j) == w.ctx().bv_val(1, 1);
-}
-
-// |[first, end) ∩ [64w, 64w + 64)|, stated without the device's masks.
-Expr blocks_in_word(const Z3Word& m, unsigned w, const Expr& first, const Expr& end) {
-  const Expr lo_w = m.lit(64ULL * w), hi_w = m.lit(64ULL * w + 64);
-  const Expr lo = z3::ite(z3::ult(first, lo_w), lo_w, first);
-  const Expr hi = z3::ite(z3::ult(end, hi_w), end, hi_w);
-  return z3::ite(z3::ult(lo, hi), hi - lo, m.lit(0));
 }
 
 // ---------------------------------------------------------------------------------------------

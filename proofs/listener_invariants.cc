@@ -484,6 +484,56 @@ ProofResult small_quotient_lemma(const ProofOptions& o) {
                 !(z3::udiv(a, d) == small_quotient(m, a, d)), {{"a", a}, {"d", d}});
 }
 
+// Mappings within the container's limit. With every listener's view plugged ∩ its section (the
+// invariant the hooks keep) and each mapped block a mapping of its own, the listeners hold at
+// most the blocks of their sections; the budget check VfioMemoryListener::region_add() runs
+// (consumer_rules.h's section_mappings() and mapping_budget_exceeded()) admits the sections only
+// if those blocks, plus the memslots that may still appear as mappings, minus the listeners, are
+// within a known limit. So in every state the invariant allows, the mappings are within it.
+ProofResult within_entry_limit(const ProofOptions& o) {
+  z3::context c;
+  World w(c, Kind::Vfio, o);
+  const Z3Word& m = w.m;
+  const Expr limit = m.var("dma_entry_limit"), slots = m.var("max_memslots");
+  w.shown.emplace_back("dma_entry_limit", limit);
+  w.shown.emplace_back("max_memslots", slots);
+  QuotientWord q(c);
+  Expr mappings = m.lit(0), sections = m.lit(0), blocks = m.lit(0);
+  std::vector<Expr> steps;  // proved in turn, each a fact for the next (decide_each)
+  for (unsigned l = 0; l < kListeners; ++l) {
+    const View& v = w.ls[l];
+    Expr held = m.lit(0);
+    for (unsigned i = 0; i < kWords; ++i) {
+      // popcount(told) as an unknown, bound by lemma_popcount_union and lemma_range_mask_exact:
+      // told is inside the section's mask, whose count is the section's blocks in the word.
+      const Expr count = z3::zext(c.bv_const(fmt::format("L{}_mappings{}", l, i).c_str(), 8), 56);
+      w.facts.push_back(z3::ule(count, blocks_in_word(m, i, v.first, v.end)));
+      held = held + count;
+    }
+    steps.push_back(z3::ule(held, v.end - v.first));
+    mappings = mappings + held;
+    blocks = blocks + (v.end - v.first);
+    // In block units the granule is one block; the division by it is cut out and tied to its
+    // value.
+    sections = sections + rules::section_mappings(q, v.first, v.end - v.first, m.lit(1));
+  }
+  for (const QuotientWord::Cut& cut : q.cuts())
+    w.facts.push_back(z3::implies(cut.b == m.lit(1), cut.value == cut.a));
+  w.facts.push_back(!rules::mapping_budget_exceeded(m, sections, m.lit(kListeners), slots, limit));
+  // type1 always has a limit (a u32); each listener stands for a memslot QEMU counted.
+  w.facts.push_back(limit != m.lit(0) && z3::ule(limit, m.lit(0xffffffff)) &&
+                    z3::ule(m.lit(kListeners), slots));
+  steps.push_back(sections == blocks);
+  steps.push_back(z3::ule(sections, limit));
+  steps.push_back(z3::ule(mappings, limit));
+  z3::solver s = w.solver();
+  return decide_each("listeners_within_entry_limit",
+                     fmt::format("3 VFIO listeners with arbitrary sections in a {}-block region; "
+                                 "every limit and memslot count",
+                                 kBlocks),
+                     s, steps, w.shown, /*chain=*/true);
+}
+
 enum class MemslotHook { Plug, Unplug, UnplugAll };
 const char* memslot_hook_name(MemslotHook h) {
   switch (h) {
@@ -664,6 +714,7 @@ std::vector<Proof> listener_invariant_proofs() {
                         covers_of(k), [h, k](const ProofOptions& o) { return hook(h, k, o); }});
     }
   }
+  proofs.push_back({"listeners_within_entry_limit", "VFIO mapping budget", within_entry_limit});
   for (MemslotHook h : {MemslotHook::Plug, MemslotHook::Unplug, MemslotHook::UnplugAll}) {
     proofs.push_back({fmt::format("memslots_kept[{}]", memslot_hook_name(h)), "dynamic memslots",
                       [h](const ProofOptions& o) { return memslot_hook(h, o); }});

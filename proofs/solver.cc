@@ -50,11 +50,35 @@ z3::solver make_solver(z3::context& c, const ProofOptions& o) {
   return z3::try_for(z3::tactic(c, "qfbv"), o.timeout_ms).mk_solver();
 }
 
+ProofResult decide_each(const std::string& name, const std::string& covers, z3::solver& s,
+                        const std::vector<Expr>& claims,
+                        const std::vector<std::pair<std::string, Expr>>& shown, bool chain) {
+  ProofResult r;
+  double seconds = 0;
+  for (const Expr& claim : claims) {
+    s.push();
+    r = decide(name, covers, s, !claim, shown);
+    s.pop();
+    seconds += r.seconds;
+    if (r.outcome != Outcome::Proved) break;
+    if (chain) s.add(claim);  // proved: the later claims may use it
+  }
+  r.seconds = seconds;
+  return r;
+}
+
 Expr pow2(const Z3Word& m, const Expr& x) {
   return m.both(m.negate(m.eq(x, m.lit(0))), m.eq(m.bit_and(x, m.sub(x, m.lit(1))), m.lit(0)));
 }
 Expr aligned(const Z3Word& m, const Expr& x, const Expr& block_size) {
   return m.eq(m.bit_and(x, m.sub(block_size, m.lit(1))), m.lit(0));
+}
+
+Expr blocks_in_word(const Z3Word& m, unsigned w, const Expr& first, const Expr& end) {
+  const Expr lo_w = m.lit(64ULL * w), hi_w = m.lit(64ULL * w + 64);
+  const Expr lo = z3::ite(z3::ult(first, lo_w), lo_w, first);
+  const Expr hi = z3::ite(z3::ult(end, hi_w), end, hi_w);
+  return z3::ite(z3::ult(lo, hi), hi - lo, m.lit(0));
 }
 
 }  // namespace proofs

@@ -24,8 +24,19 @@ ProofResult decide(const std::string& name, const std::string& covers, z3::solve
                    const z3::expr& negated_claim,
                    const std::vector<std::pair<std::string, z3::expr>>& shown);
 
+// Proves each claim in turn (push/pop on one solver), with `chain` each with the ones before it
+// as facts: bit-blasting a conjunction often costs far more than its parts, or a chain of steps
+// towards it. The result is the first failure, or proved with the summed time.
+ProofResult decide_each(const std::string& name, const std::string& covers, z3::solver& s,
+                        const std::vector<z3::expr>& claims,
+                        const std::vector<std::pair<std::string, z3::expr>>& shown,
+                        bool chain = false);
+
 z3::expr pow2(const Z3Word& m, const z3::expr& x);
 z3::expr aligned(const Z3Word& m, const z3::expr& x, const z3::expr& block_size);
+// |[first, end) ∩ [64w, 64w + 64)|: how many blocks of bitmap word w a block range covers,
+// stated without the device's masks.
+z3::expr blocks_in_word(const Z3Word& m, unsigned w, const z3::expr& first, const z3::expr& end);
 // 64 -> 128 bits, for sums and products that must not wrap.
 inline z3::expr wide(const z3::expr& x) {
   return z3::zext(x, 64);
