@@ -359,7 +359,6 @@ ProofResult hook(Hook h, Kind kind, const ProofOptions& o) {
       });
     }
     case Hook::Unplug: {
-      // Named copies, not structured bindings: the trace lambda captures them.
       const std::pair<Expr, Expr> request = w.range(/*plugged_now=*/true);
       const Expr first = request.first, end = request.second;
       rules::Listeners<Z3Word> post = w.ls;

@@ -60,17 +60,7 @@ B<M> empty_range(const M& m, W<M> first, W<M> end) {
   return m.negate(m.ult(first, end));
 }
 
-// Bit `b` of `words` (false past their end).
-template <WordModel M>
-B<M> bit_at(const M& m, const std::vector<W<M>>& words, W<M> b) {
-  B<M> any = m.truth(false);
-  for (std::size_t i = 0; i < words.size(); ++i) {
-    const W<M> mask = range_mask(m, i, b, m.add(b, m.lit(1)));
-    any = m.either(any, m.negate(m.eq(m.bit_and(words[i], mask), m.lit(0))));
-  }
-  return any;
-}
-
+// True when some block of [first, end) is set in `words`.
 template <WordModel M>
 B<M> meets(const M& m, const std::vector<W<M>>& words, W<M> first, W<M> end) {
   B<M> any = m.truth(false);
@@ -79,6 +69,12 @@ B<M> meets(const M& m, const std::vector<W<M>>& words, W<M> first, W<M> end) {
     any = m.either(any, m.negate(m.eq(m.bit_and(words[i], mask), m.lit(0))));
   }
   return any;
+}
+
+// Bit `b` of `words` (false past their end).
+template <WordModel M>
+B<M> bit_at(const M& m, const std::vector<W<M>>& words, W<M> b) {
+  return meets(m, words, b, m.add(b, m.lit(1)));
 }
 
 // The blocks [first, end) of `words`, set or cleared when `apply`.
@@ -218,9 +214,7 @@ ListenerView<M> unregister_listener(const M& m, Listeners<M>& ls, std::size_t in
   ListenerView<M> l = std::move(ls[index]);
   ls.erase(ls.begin() + static_cast<std::ptrdiff_t>(index));
   // The manager skips the discard when nothing is plugged (the listener then holds nothing).
-  B<M> any = m.truth(false);
-  for (const W<M>& w : plugged)
-    any = m.either(any, m.negate(m.eq(w, m.lit(0))));
+  const B<M> any = detail::meets(m, plugged, m.lit(0), m.lit(plugged.size() * kBitsPerWord));
   if (!faulty(fault, Fault::UnregisterKeepsMappings)) detail::discard_section(m, l, plugged, any);
   return l;
 }
