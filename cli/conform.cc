@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
@@ -86,6 +87,16 @@ int run_conform(const ConformOptions& o) {
   run.filters = o.filters;
   run.spec_version = o.spec;
   run.completion_timeout = std::chrono::milliseconds(o.timeout_ms);
+  if (!o.trace_dir.empty()) {
+    run.record_profile = !o.trace_profile.empty()              ? o.trace_profile
+                         : o.target.rfind("reference", 0) == 0 ? o.profile
+                         : o.target == "qemu"                  ? "qemu-7.2"
+                                                               : "spec";
+    if (!profile_from_name(run.record_profile)) {
+      fmt::print(stderr, "vmemcheck: unknown profile '{}'\n", run.record_profile);
+      return 2;
+    }
+  }
   if (!o.quiet) {
     fmt::print("vmemcheck conform: {} (virtio {})\n", (*target)->name(), o.spec);
     run.progress = [](const conformance::CheckResult& c, std::size_t i, std::size_t n) {
@@ -118,6 +129,21 @@ int run_conform(const ConformOptions& o) {
       return 2;
     }
     if (!o.quiet) fmt::print("{} reproducer(s) in {}\n", files->size(), o.repro_dir);
+  }
+  if (!o.trace_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.trace_dir, ec);
+    std::size_t written = 0;
+    for (const conformance::CheckResult& c : report.checks) {
+      if (c.trace.empty()) continue;
+      const std::string path = (std::filesystem::path(o.trace_dir) / (c.name + ".trace")).string();
+      if (!write_file(path, c.trace)) {
+        fmt::print(stderr, "vmemcheck: cannot write {}\n", path);
+        return 2;
+      }
+      ++written;
+    }
+    if (!o.quiet) fmt::print("{} trace(s) in {}\n", written, o.trace_dir);
   }
   if (!o.expect.empty()) {
     std::ifstream f(o.expect);

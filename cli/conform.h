@@ -16,6 +16,8 @@ struct ConformOptions {
   std::string expect;          // a baseline to compare with (D15)
   std::string write_baseline;  // write this run as a baseline
   std::string junit, json, repro_dir;
+  std::string trace_dir;       // record every check as DIR/CHECK.trace
+  std::string trace_profile;   // the profile the traces name (empty: the target's)
   unsigned timeout_ms = 2000;  // per request completion
   // The qemu target.
   std::string qemu_binary = "qemu-system-x86_64";

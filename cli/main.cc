@@ -117,6 +117,12 @@ int main(int argc, char** argv) {
   conform->add_option("--json", conform_opts.json, "write the report as JSON");
   conform->add_option("--repro-dir", conform_opts.repro_dir,
                       "write a reproducer for every check with a FAIL, WARN or INFO");
+  conform->add_option("--record-traces", conform_opts.trace_dir,
+                      "write each check's run on device 0 as DIR/CHECK.trace, for `vmemcheck "
+                      "prove --trace` and `vmemcheck replay`");
+  conform->add_option("--trace-profile", conform_opts.trace_profile,
+                      "the profile the recorded traces name (default: --profile for the "
+                      "reference targets, qemu-7.2 for qemu, spec for adapters)");
   conform
       ->add_option("--timeout-ms", conform_opts.timeout_ms,
                    "how long to wait for each request's completion")
@@ -168,9 +174,9 @@ int main(int argc, char** argv) {
   std::string prove_trace;
   prove
       ->add_option("--trace", prove_trace,
-                   "check a recorded trace step by step against the block-state transition "
-                   "relation instead")
-      ->check(CLI::ExistingFile);
+                   "check a recorded trace (or every *.trace in a directory) step by step "
+                   "against the block-state transition relation instead")
+      ->check(CLI::ExistingPath);
 
   std::string req_id;
   bool req_json = false;

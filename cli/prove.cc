@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -78,7 +79,9 @@ int run_prove(const std::string& filter, unsigned timeout_ms, const std::string&
   return failed == 0 ? 0 : 1;
 }
 
-int run_prove_trace(const std::string& path) {
+namespace {
+
+int prove_trace_file(const std::string& path) {
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
@@ -107,6 +110,33 @@ int run_prove_trace(const std::string& path) {
              path, r.explained, profile_name(trace->options.profile), r.passed_over);
   if (r.stopped) fmt::print("stopped early: {}\n", *r.stopped);
   return 0;
+}
+
+}  // namespace
+
+int run_prove_trace(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(path, ec)) return prove_trace_file(path);
+  // A directory (`vmemcheck conform --record-traces`): every *.trace in it, in name order.
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(path, ec)) {
+    if (e.path().extension() == ".trace") files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) {
+    fmt::print(stderr, "vmemcheck: no .trace files in {}\n", path);
+    return 2;
+  }
+  int worst = 0;
+  std::size_t rejected = 0;
+  for (const std::string& f : files) {
+    const int status = prove_trace_file(f);
+    rejected += status == 1 ? 1 : 0;
+    worst = std::max(worst, status);
+  }
+  fmt::print("{} of {} traces explained by the transition relation\n", files.size() - rejected,
+             files.size());
+  return worst;
 }
 
 }  // namespace vmem::cli

@@ -16,6 +16,9 @@ elseif(VMEM_SANITIZER STREQUAL "fuzz")
   # Everything gets ASan+UBSan and coverage edges; fuzz targets add -fsanitize=fuzzer themselves.
   set(_san -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all
            -fno-omit-frame-pointer)
+  # No coverage from the oracles and the libraries (the file says why).
+  add_compile_options(
+    -fsanitize-coverage-ignorelist=${PROJECT_SOURCE_DIR}/fuzz/coverage-ignorelist.txt)
 elseif(VMEM_SANITIZER STREQUAL "afl")
   set(_san)
 else()

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "conformance/target/reference_target.h"
 #include "fuzz/common/fuzz_support.h"
 #include "fuzz/common/scripted_device.h"
+#include "reference/trace/trace.h"
 #include "reference/virtqueue/split_queue.h"
 
 namespace {
@@ -156,6 +159,25 @@ class OpsInput {
     bytes_.push_back(index);
     return *this;
   }
+  // A request at any address with any count: pick_addr's and pick_nb's "anything" choices.
+  OpsInput& request_at(uint16_t type, uint64_t addr, uint16_t nb) {
+    bytes_.push_back(static_cast<uint8_t>(type << 4));
+    bytes_.push_back(6);  // pick_addr: any address
+    u16(0);               // the block offset, unused by that choice
+    u64(addr);
+    bytes_.push_back(5);  // pick_nb: any count, shifted by 0
+    u16(nb);
+    return *this;
+  }
+  // A host resize to `size` bytes on a region of `blocks` blocks of `bs`; nothing if the
+  // decoder cannot express it.
+  OpsInput& resize_to(uint64_t size, uint64_t bs, uint64_t blocks) {
+    if (size / bs > blocks + 1 || size % bs > 0xffff) return *this;
+    bytes_.push_back(size % bs ? 6 | 0x80 : 6);
+    u32(static_cast<uint32_t>(size / bs));
+    if (size % bs) u16(static_cast<uint16_t>(size % bs));
+    return *this;
+  }
   std::vector<uint8_t> bytes() const { return bytes_; }
 
  private:
@@ -178,6 +200,10 @@ class OpsInput {
     for (int i = 0; i < 4; ++i)
       bytes_.push_back(static_cast<uint8_t>(v >> (8 * i)));
   }
+  void u64(uint64_t v) {
+    for (int i = 0; i < 8; ++i)
+      bytes_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  }
   std::vector<uint8_t> bytes_;
 };
 
@@ -185,6 +211,52 @@ class OpsInput {
 constexpr uint8_t kOne = 0, kTwo = 1, kZero = 2, kMax = 3;
 constexpr uint8_t nb_of(uint8_t n) {  // 1..42 blocks
   return static_cast<uint8_t>(4 + 6 * (n - 1));
+}
+
+// A conformance check's recording (`conform --record-traces`, docs/trace-format.md) as an ops
+// input: the same requests, resizes, resets and busy windows on fuzz/ops.cc's second geometry,
+// which is the suite's default device (1 GiB of 2 MiB blocks at 4 GiB), with nothing but the
+// discard manager behind it. Nothing for a recording on another geometry.
+std::optional<std::vector<uint8_t>> ops_from_recording(const Trace& t) {
+  constexpr uint64_t kBlock = 2ULL << 20, kRegion = 1ULL << 30, kAddr = 4ULL << 30;
+  const DeviceOptions& o = t.options;
+  if (o.block_size != kBlock || o.region_size != kRegion || o.addr != kAddr ||
+      o.requested_size % kBlock != 0 || o.profile != Profile::Spec)
+    return std::nullopt;
+  constexpr uint8_t kSpecOnOneGiB = 3;  // profile 0 + 3 x geometry 1
+  OpsInput in(kSpecOnOneGiB, static_cast<uint16_t>(o.requested_size / kBlock));
+  const std::map<std::string, uint16_t> types = {{"plug", VIRTIO_MEM_REQ_PLUG},
+                                                 {"unplug", VIRTIO_MEM_REQ_UNPLUG},
+                                                 {"unplug_all", VIRTIO_MEM_REQ_UNPLUG_ALL},
+                                                 {"state", VIRTIO_MEM_REQ_STATE}};
+  const auto number = [](const TraceOp& op, const char* key) {
+    auto it = op.kv.find(key);
+    return it == op.kv.end() ? 0 : parse_trace_number(it->second).value_or(0);
+  };
+  // The check's closing comparison (the last `config` and the STATE bisection after it) becomes
+  // one ops sweep: ops compares the configuration after every operation anyway, and the
+  // bisection's dozens of STATE requests would make every mutation of the seed slower.
+  std::size_t end = t.ops.size();
+  for (std::size_t i = 0; i < t.ops.size(); ++i) {
+    if (t.ops[i].verb == "config") end = i;
+  }
+  for (std::size_t i = 0; i < end; ++i) {
+    const TraceOp& op = t.ops[i];
+    const std::string what = op.args.empty() ? "" : op.args[0];
+    if (op.verb == "request" && types.contains(what)) {
+      in.request_at(types.at(what), number(op, "addr"), static_cast<uint16_t>(number(op, "nb")));
+    } else if (op.verb == "host" && what == "resize" && op.args.size() == 2) {
+      in.resize_to(parse_trace_number(op.args[1]).value_or(0), kBlock, kRegion / kBlock);
+    } else if (op.verb == "host" && what == "system_reset") {
+      in.reset(0);
+    } else if (op.verb == "host" && what == "wakeup") {
+      in.reset(2);
+    } else if (op.verb == "host" && what == "busy" && op.args.size() == 2) {
+      in.busy(op.args[1] == "on");
+    }
+    // init, config and the rest: ops compares everything after every operation anyway.
+  }
+  return in.sweep().bytes();
 }
 
 std::vector<uint8_t> ops_scenario(uint8_t setup) {
@@ -407,6 +479,23 @@ int main(int argc, char** argv) {
   }
   write(ops, "consumers-memslots-spec", ops_memslots_scenario(6));
   write(ops, "consumers-memslots-qemu", ops_memslots_scenario(7));
+  // And each conformance check's request sequence, recorded against the reference, so the
+  // fuzzer also starts where the suite's checks go (boundaries, busy windows, resets).
+  {
+    const auto catalog = *conformance::embedded_catalog();
+    conformance::ReferenceTarget reference(
+        {conformance::Transport::Pci, Profile::Spec, "", BackingKind::Anonymous});
+    conformance::RunOptions o;
+    o.record_profile = "spec";
+    const conformance::Report r =
+        conformance::run_suite(reference, catalog, conformance::all_checks(), o);
+    for (const conformance::CheckResult& c : r.checks) {
+      const auto trace = parse_trace(c.trace);
+      if (!trace.has_value()) continue;  // a check the target skipped records nothing
+      if (auto bytes = ops_from_recording(*trace); bytes && bytes->size() > 5)
+        write(ops, "conform-" + c.name, *bytes);
+    }
+  }
   // qemu_diff: every verdict QEMU gives, resizes up and down, both resets and the busy window,
   // in three short inputs (each costs QEMU round trips).
   const std::filesystem::path qd = std::filesystem::path(argv[1]) / "qemu_diff";

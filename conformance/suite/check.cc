@@ -54,6 +54,7 @@ Status CheckContext::attach() {
     VMEM_ASSIGN_OR_RETURN(d.initial, d.driver->read_config());
     VMEM_TRY(modelable(d.initial));
     d.shadow = Shadow(d.initial);
+    if (recorder_ && i == 0) recorder_->device(d.initial);
     devices_.push_back(std::move(d));
   }
   return ok();
@@ -65,6 +66,7 @@ Status CheckContext::reattach(unsigned dev) {
   d.driver = std::make_unique<MemDriver>(target_, std::move(transport),
                                          layout_.scratch_base + dev * kScratchPerDevice, timeout_);
   d.shadow.unplug_all();
+  if (recorder_ && dev == 0) recorder_->init();
   VMEM_ASSIGN_OR_RETURN(uint8_t status, d.driver->initialize());
   if (status != 0x0f) {
     return unexpected(Error{fmt::format("status {:#x} after re-initializing the device", status)});
@@ -73,6 +75,7 @@ Status CheckContext::reattach(unsigned dev) {
 }
 
 Status CheckContext::initialize(unsigned dev, std::optional<uint64_t> features) {
+  if (recorder_ && dev == 0) recorder_->init();
   VMEM_ASSIGN_OR_RETURN(uint8_t s, devices_[dev].driver->initialize(features));
   if (s != 0x0f) {
     return unexpected(Error{fmt::format("device {}: status {:#x} after initialization", dev, s)});
@@ -85,6 +88,8 @@ bool CheckContext::expect(std::string_view id, bool holds, std::string evidence)
   if (!holds) {
     const Requirement* r = catalog_.find(std::string(id));
     o = r ? outcome_from_string(r->on_violation).value_or(Outcome::Fail) : Outcome::Fail;
+    // Where the device broke a rule is where a reader of the trace looks first.
+    if (recorder_) recorder_->comment(fmt::format("{} {}: {}", to_string(o), id, evidence));
   }
   verdicts_.push_back({std::string(id), o, std::move(evidence), def_.name});
   return holds;
@@ -106,7 +111,32 @@ Result<Exchange> CheckContext::send(const WireRequest& r, unsigned dev, const Ch
   VMEM_ASSIGN_OR_RETURN(Exchange x, devices_[dev].driver->send(r, shape));
   if (x.kind == Exchange::Kind::Used && x.response && x.used_id == x.head)
     devices_[dev].shadow.apply(r, *x.response);
+  if (recorder_ && dev == 0) recorder_->request(r, shape, x);
   return x;
+}
+
+Status CheckContext::set_requested_size(unsigned dev, uint64_t size) {
+  Status s = target_.set_requested_size(dev, size);
+  if (recorder_ && dev == 0) recorder_->host(fmt::format("resize {:#x}", size), s.has_value());
+  return s;
+}
+
+Status CheckContext::system_reset() {
+  Status s = target_.system_reset();
+  if (recorder_) recorder_->host("system_reset", s.has_value());
+  return s;
+}
+
+Status CheckContext::set_busy(bool busy) {
+  Status s = target_.set_busy(busy);
+  if (recorder_) recorder_->host(busy ? "busy on" : "busy off", s.has_value());
+  return s;
+}
+
+Status CheckContext::suspend_resume() {
+  Status s = target_.suspend_resume();
+  if (recorder_) recorder_->host("wakeup", s.has_value());
+  return s;
 }
 
 Result<WireResponse> CheckContext::request(uint16_t type, uint64_t addr, uint16_t nb_blocks,
@@ -151,6 +181,7 @@ Status CheckContext::plug_blocks(uint64_t first, uint16_t n, unsigned dev) {
 Status CheckContext::verify_model() {
   for (unsigned dev = 0; dev < devices_.size(); ++dev) {
     VMEM_ASSIGN_OR_RETURN(WireConfig c, devices_[dev].driver->read_config());
+    if (recorder_ && dev == 0) recorder_->config(c);
     const Shadow& s = devices_[dev].shadow;
     const uint64_t want = s.plugged_count() * s.block_size();
     if (c.plugged_size != want) {

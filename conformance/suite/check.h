@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "conformance/catalog.h"
 #include "conformance/driver/mem_driver.h"
 #include "conformance/suite/shadow.h"
+#include "conformance/suite/trace_recorder.h"
 #include "conformance/suite/verdict.h"
 #include "conformance/target/target.h"
 
@@ -93,6 +95,17 @@ class CheckContext {
     return devices_[dev].initial.addr + b * devices_[dev].initial.block_size;
   }
 
+  // --- The host's side, recorded with the requests (device 0) ---
+  Status set_requested_size(unsigned dev, uint64_t size);
+  Status system_reset();
+  Status set_busy(bool busy);
+  Status suspend_resume();
+
+  // Records device 0's run as a trace (trace_recorder.h) in `profile`; call before attach().
+  void record(std::string profile) { recorder_.emplace(std::move(profile)); }
+  // The recording so far, or empty.
+  std::string recording() const { return recorder_ ? recorder_->text() : std::string(); }
+
   // Re-probes device `dev` after a system reset cleared its transport (BARs), initializes it, and
   // forgets the model's plugged blocks (the reset unplugged them, DEV-22, judged by the check).
   Status reattach(unsigned dev = 0);
@@ -117,6 +130,7 @@ class CheckContext {
   std::chrono::milliseconds timeout_;
   std::vector<Device> devices_;
   std::vector<Verdict> verdicts_;
+  std::optional<TraceRecorder> recorder_;
 };
 
 // "ACK", "NACK", "BUSY", "ERROR" or "unknown (N)".

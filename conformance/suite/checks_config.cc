@@ -90,9 +90,9 @@ Status config_fields(CheckContext& c) {
   VMEM_TRY(c.initialize());
   VMEM_TRY(after("a device reset"));
   if (c.target().has(Capability::SetRequestedSize)) {
-    VMEM_TRY(c.target().set_requested_size(0, first.requested_size + 8 * bs));
+    VMEM_TRY(c.set_requested_size(0, first.requested_size + 8 * bs));
     VMEM_TRY(after("a host resize up"));
-    VMEM_TRY(c.target().set_requested_size(0, bs));
+    VMEM_TRY(c.set_requested_size(0, bs));
     VMEM_TRY(after("a host resize down below plugged_size"));
   }
   return ok();
@@ -145,7 +145,7 @@ Status resize_notification(CheckContext& c) {
     VMEM_ASSIGN_OR_RETURN(uint8_t stale, t.take_isr());
     (void)stale;
     VMEM_ASSIGN_OR_RETURN(uint32_t g0, t.config_generation());
-    VMEM_TRY(c.target().set_requested_size(0, size));
+    VMEM_TRY(c.set_requested_size(0, size));
     VMEM_ASSIGN_OR_RETURN(bool line, t.interrupt_line());
     VMEM_ASSIGN_OR_RETURN(uint8_t isr, t.take_isr());
     VMEM_ASSIGN_OR_RETURN(uint32_t g1, t.config_generation());
@@ -183,7 +183,7 @@ Status resize_before_driver_ok(CheckContext& c) {
   VMEM_ASSIGN_OR_RETURN(WireConfig before, d.read_config());
   VMEM_ASSIGN_OR_RETURN(uint32_t g0, t.config_generation());
   const uint64_t size = before.requested_size + 8 * before.block_size;
-  VMEM_TRY(c.target().set_requested_size(0, size));
+  VMEM_TRY(c.set_requested_size(0, size));
   VMEM_ASSIGN_OR_RETURN(uint32_t g1, t.config_generation());
   VMEM_ASSIGN_OR_RETURN(WireConfig now, d.read_config());
   c.expect("GEN-5", now == before || g1 != g0,
@@ -207,7 +207,7 @@ Status resize_shrink(CheckContext& c) {
   VMEM_TRY(c.initialize());
   VMEM_ASSIGN_OR_RETURN(WireConfig first, d.read_config());
   VMEM_TRY(c.plug_blocks(0, 8));
-  VMEM_TRY(c.target().set_requested_size(0, 2 * first.block_size));
+  VMEM_TRY(c.set_requested_size(0, 2 * first.block_size));
   VMEM_ASSIGN_OR_RETURN(WireConfig now, d.read_config());
   c.expect("DEV-8", now.usable_region_size >= first.usable_region_size,
            fmt::format("a host shrink made usable_region_size {:#x} -> {:#x}",
@@ -232,7 +232,7 @@ Status big_blocks(CheckContext& c) {
   c.expect("DEV-29", r.type == VIRTIO_MEM_RESP_ACK,
            "PLUG of one 1 GiB block answered " + resp_name(r));
   if (c.target().has(Capability::SetRequestedSize)) {
-    VMEM_TRY(c.target().set_requested_size(0, 2 * cfg.block_size));
+    VMEM_TRY(c.set_requested_size(0, 2 * cfg.block_size));
     VMEM_ASSIGN_OR_RETURN(WireConfig now, c.driver().read_config());
     judge_snapshot(c, cfg, now, "after a resize with 1 GiB blocks");
   }

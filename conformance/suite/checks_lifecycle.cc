@@ -162,7 +162,7 @@ Status system_reset(CheckContext& c) {
   VMEM_TRY(c.plug_blocks(0, 4));
   VMEM_TRY(c.plug_blocks(20, 1));
   VMEM_ASSIGN_OR_RETURN(WireConfig before, c.driver().read_config());
-  VMEM_TRY(c.target().system_reset());
+  VMEM_TRY(c.system_reset());
   VMEM_TRY(c.reattach());
   VMEM_ASSIGN_OR_RETURN(WireConfig after, c.driver().read_config());
   c.expect("DEV-22", after.plugged_size == 0,
@@ -189,7 +189,7 @@ Status suspend_resume(CheckContext& c) {
   c.info("DEV-15", persistent ? "VIRTIO_MEM_F_PERSISTENT_SUSPEND offered and negotiated"
                               : "VIRTIO_MEM_F_PERSISTENT_SUSPEND not offered");
   VMEM_TRY(c.plug_blocks(2, 3));
-  VMEM_TRY(c.target().suspend_resume());
+  VMEM_TRY(c.suspend_resume());
   // The wake-up resets the device as the platform does; the driver starts it again.
   VMEM_TRY(c.initialize());
   VMEM_ASSIGN_OR_RETURN(WireResponse r, c.state(c.block(2), 3));
@@ -217,19 +217,19 @@ Status suspend_resume(CheckContext& c) {
 Status busy_window(CheckContext& c) {
   VMEM_TRY(c.initialize());
   // With nothing plugged, UNPLUG_ALL has nothing to wait for (QEMU answers BUSY before 8.1).
-  VMEM_TRY(c.target().set_busy(true));
+  VMEM_TRY(c.set_busy(true));
   VMEM_ASSIGN_OR_RETURN(WireResponse empty, c.request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0));
-  VMEM_TRY(c.target().set_busy(false));
+  VMEM_TRY(c.set_busy(false));
   c.info("DEV-40", "UNPLUG_ALL in a busy window with nothing plugged answered " + resp_name(empty));
 
   VMEM_TRY(c.plug_blocks(0, 2));
-  VMEM_TRY(c.target().set_busy(true));
+  VMEM_TRY(c.set_busy(true));
   VMEM_ASSIGN_OR_RETURN(WireResponse plug, c.plug(c.block(4), 1));
   VMEM_ASSIGN_OR_RETURN(WireResponse unplug, c.unplug(c.block(0), 1));
   VMEM_ASSIGN_OR_RETURN(WireResponse state, c.state(c.block(0), 8));
   VMEM_ASSIGN_OR_RETURN(WireResponse bad, c.plug(c.block(4) + 1, 1));
   VMEM_ASSIGN_OR_RETURN(WireResponse all, c.request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0));
-  VMEM_TRY(c.target().set_busy(false));
+  VMEM_TRY(c.set_busy(false));
   c.info("DEV-28", "PLUG in a busy window answered " + resp_name(plug));
   c.info("DEV-35", "UNPLUG in a busy window answered " + resp_name(unplug));
   c.info("DEV-40", "UNPLUG_ALL in a busy window with blocks plugged answered " + resp_name(all));
@@ -285,7 +285,7 @@ Status two_devices(CheckContext& c) {
            fmt::format("UNPLUG_ALL on the first device left the second with plugged_size {:#x}",
                        b1.plugged_size));
   if (c.target().has(Capability::SetRequestedSize)) {
-    VMEM_TRY(c.target().set_requested_size(1, b.requested_size + 4 * b.block_size));
+    VMEM_TRY(c.set_requested_size(1, b.requested_size + 4 * b.block_size));
     VMEM_ASSIGN_OR_RETURN(a1, c.driver(0).read_config());
     c.expect("DEV-2", a1.requested_size == a.requested_size,
              fmt::format("resizing the second device changed the first's requested_size to {:#x}",

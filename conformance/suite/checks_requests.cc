@@ -172,7 +172,7 @@ Status unplug_requests(CheckContext& c) {
                        cfg.plugged_size, g.bs));
   // Unplugging is never bounded by requested_size: shrink the request below what is plugged.
   if (c.target().has(Capability::SetRequestedSize)) {
-    VMEM_TRY(c.target().set_requested_size(0, 0));
+    VMEM_TRY(c.set_requested_size(0, 0));
     VMEM_ASSIGN_OR_RETURN(r, c.unplug(c.block(4), 1));
     c.expect(
         "DEV-36", r.type == VIRTIO_MEM_RESP_ACK,

@@ -40,12 +40,14 @@ CheckResult run_one(Target& target, const Catalog& catalog, const CheckDef& def,
         "the target could not start " + describe(def.setup) + ": " + layout.error().message;
   } else {
     CheckContext ctx(def, catalog, target, *layout, options.completion_timeout);
+    if (!options.record_profile.empty()) ctx.record(options.record_profile);
     Status s = ctx.attach();
     if (s.has_value()) s = def.run(ctx);
     // Every check ends with the comparison against the model, unless the target already failed.
     if (s.has_value()) s = ctx.verify_model();
     if (!s.has_value()) res.stopped = s.error().message;
     res.verdicts = ctx.verdicts();
+    res.trace = ctx.recording();
   }
   if (!res.stopped.empty()) {
     // What the check could not finish is FAIL, except where it already named a broken rule

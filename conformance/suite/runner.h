@@ -22,6 +22,9 @@ struct RunOptions {
   std::vector<std::string> filters;
   std::string spec_version = "1.4";  // requirements of other versions are not judged
   std::chrono::milliseconds completion_timeout{2000};
+  // When set, each check records device 0's run as a trace (CheckResult::trace) whose `device`
+  // line names this profile (spec, qemu, qemu-7.2): what `vmemcheck prove --trace` checks it in.
+  std::string record_profile;
   // Called after each check, for progress output.
   std::function<void(const struct CheckResult&, std::size_t index, std::size_t total)> progress;
 };
@@ -34,6 +37,7 @@ struct CheckResult {
   std::vector<std::string> violations;  // the target's own checker (D6: not a spec verdict)
   std::vector<std::string> transcript;
   std::string reproducer_header;
+  std::string trace;  // with RunOptions::record_profile: the run as a trace, or empty
   double seconds = 0;
   Outcome outcome() const;  // the combination of its verdicts
 };

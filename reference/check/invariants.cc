@@ -98,17 +98,15 @@ void InvariantChecker::check_view(const RecordingListener& l, const Section& s, 
   const uint64_t hi = std::min(end, s.end() / bs);
   const BlockBitmap& plugged = device_.bitmap();
   const BlockBitmap& view = l.view();
-  for (uint64_t b = lo; b < hi; ++b) {
-    if (plugged.test(b) != view.test(b)) {
-      out.push_back(
-          {"I5 listener view = plugged ∩ section",
-           fmt::format("listener '{}', block {} (gpa {:#x})", l.name(), b,
-                       device_.options().addr + b * bs),
-           fmt::format("device says {}, listener says {}; section [{:#x}, +{:#x}); {}",
-                       plugged.test(b) ? "plugged" : "unplugged",
-                       view.test(b) ? "populated" : "discarded", s.offset, s.size, describe())});
-      return;  // one report per listener is enough to act on
-    }
+  if (const uint64_t b = plugged.find_difference(view, lo, hi); b < hi) {
+    out.push_back(
+        {"I5 listener view = plugged ∩ section",
+         fmt::format("listener '{}', block {} (gpa {:#x})", l.name(), b,
+                     device_.options().addr + b * bs),
+         fmt::format("device says {}, listener says {}; section [{:#x}, +{:#x}); {}",
+                     plugged.test(b) ? "plugged" : "unplugged",
+                     view.test(b) ? "populated" : "discarded", s.offset, s.size, describe())});
+    return;  // one report per listener is enough to act on
   }
   // Nothing outside the section may be populated.
   const uint64_t outside = view.count() - view.count_plugged(s.offset / bs, s.size / bs);

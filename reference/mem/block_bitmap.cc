@@ -142,4 +142,15 @@ uint64_t BlockBitmap::find_next(bool plugged, uint64_t from, uint64_t end) const
   return end;
 }
 
+uint64_t BlockBitmap::find_difference(const BlockBitmap& other, uint64_t from, uint64_t end) const {
+  const uint64_t stop = std::min({end, nb_blocks_, other.nb_blocks_});
+  while (from < stop) {
+    const uint64_t w = from / 64;
+    const uint64_t diff = (words_[w] ^ other.words_[w]) & (~uint64_t{0} << (from % 64));
+    if (diff != 0) return std::min(end, w * 64 + static_cast<uint64_t>(std::countr_zero(diff)));
+    from = (w + 1) * 64;
+  }
+  return end;
+}
+
 VMEM_NAMESPACE_END

@@ -41,6 +41,10 @@ class BlockBitmap {
   uint64_t find_last_plugged() const;
   // The first block in [from, end) in the given state, or `end`.
   uint64_t find_next(bool plugged, uint64_t from, uint64_t end) const;
+  // The first block in [from, end) whose state differs in `other` (over the blocks both hold),
+  // or `end`. A word at a time: the invariant checker compares every listener's view with the
+  // device after every operation.
+  uint64_t find_difference(const BlockBitmap& other, uint64_t from, uint64_t end) const;
 
   // Calls fn(first, count) for each maximal run of blocks in the given state inside
   // [from, end), in order. Stops early and returns false if fn returns false.

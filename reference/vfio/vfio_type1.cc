@@ -47,7 +47,7 @@ Result<void, VfioError> VfioType1Container::map_dma(uint64_t iova, uint64_t size
   }
   if (mappings_.size() >= options_.dma_entry_limit) return unexpected(VfioError::NoSpace);
   if (size > options_.locked_memory_limit - pinned_) return unexpected(VfioError::NoMemory);
-  mappings_.emplace(iova, DmaMapping{iova, size, vaddr});
+  mappings_.emplace_hint(next, iova, DmaMapping{iova, size, vaddr});
   pinned_ += size;
   return {};
 }

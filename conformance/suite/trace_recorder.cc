@@ -1,0 +1,82 @@
+#include "conformance/suite/trace_recorder.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "reference/trace/trace.h"
+
+namespace vmem::conformance {
+
+namespace {
+
+// The trace spells a request type as request_type_name() does, and an unknown one by number.
+std::string request_word(uint16_t type) {
+  return type <= VIRTIO_MEM_REQ_STATE ? request_type_name(type) : std::to_string(type);
+}
+
+uint64_t packed(const std::array<uint16_t, 3>& words) {
+  return uint64_t{words[0]} | uint64_t{words[1]} << 16 | uint64_t{words[2]} << 32;
+}
+
+}  // namespace
+
+void TraceRecorder::line(std::string_view l) {
+  text_ += l;
+  text_ += '\n';
+}
+
+void TraceRecorder::device(const WireConfig& c) {
+  text_ = "vmemtrace 1\n# recorded by the conformance suite (conformance/suite/trace_recorder.h)\n";
+  line(
+      fmt::format("device profile={} addr={:#x} region_size={:#x} block_size={:#x} "
+                  "requested_size={:#x}",
+                  profile_, c.addr, c.region_size, c.block_size, c.requested_size));
+  // What the device reported before anything happened; the relation checks it too.
+  config(c);
+}
+
+void TraceRecorder::request(const WireRequest& r, const ChainShape& shape, const Exchange& x) {
+  if (!initialized_) init();
+  std::string l =
+      fmt::format("request {} addr={:#x} nb={}", request_word(r.type), r.addr, r.nb_blocks);
+  if (const uint64_t p = packed(r.padding); p != 0) l += fmt::format(" pad={:#x}", p);
+  if (const uint64_t p = packed(r.payload_padding); p != 0) l += fmt::format(" ppad={:#x}", p);
+  const ChainShape plain{{24}, {10}, false};
+  if (shape.readable != plain.readable || shape.writable != plain.writable) {
+    l +=
+        fmt::format(" shape={}/{}", fmt::join(shape.readable, ","), fmt::join(shape.writable, ","));
+  }
+  if (shape.indirect) l += " indirect=1";
+  l += " ->";
+  if (x.kind != Exchange::Kind::Used || !x.response || x.used_id != x.head) {
+    l += " no_response";
+  } else {
+    const auto type = static_cast<RespType>(x.response->type);
+    l += x.response->type <= VIRTIO_MEM_RESP_ERROR ? " " + trace_word(to_string(type))
+                                                   : fmt::format(" {}", x.response->type);
+    if (r.type == VIRTIO_MEM_REQ_STATE && type == RespType::Ack && x.response->state <= 2) {
+      l += " state=" + trace_word(to_string(static_cast<BlockState>(x.response->state)));
+    }
+  }
+  line(l);
+}
+
+void TraceRecorder::host(std::string_view action, bool ok) {
+  line(fmt::format("host {} -> {}", action, ok ? "ok" : "error"));
+  // A machine reset takes the device back to status 0.
+  if (action == "system_reset") initialized_ = false;
+}
+
+void TraceRecorder::comment(std::string_view text) {
+  std::string l = "# ";
+  for (char ch : text)
+    l += ch == '\n' ? ' ' : ch;
+  line(l);
+}
+
+void TraceRecorder::config(const WireConfig& c) {
+  line(fmt::format("config -> usable_region_size={:#x} plugged_size={:#x} requested_size={:#x}",
+                   c.usable_region_size, c.plugged_size, c.requested_size));
+}
+
+}  // namespace vmem::conformance
