@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 #include <z3++.h>
 
+#include <array>
 #include <optional>
 
 #include "proofs/block_invariants.h"
@@ -8,6 +9,7 @@
 #include "proofs/proof.h"
 #include "proofs/solver.h"
 #include "proofs/z3_word.h"
+#include "reference/mem/block_state.h"
 #include "reference/mem/consumer_rules.h"
 #include "reference/mem/rules.h"
 #include "reference/trace/trace.h"
@@ -201,6 +203,54 @@ ProofResult verdict_order(Profile p, const ProofOptions& o) {
   return r;
 }
 
+// A counterexample to usable_region_bounds that the reference can run: a device created with
+// requested_size r0 (its usable size computed as at a system reset), a host resize to r1, then
+// an UNPLUG_ALL (which may shrink the usable region), each followed by the configuration the
+// fault-free logic gives. Z3 picks a geometry the device accepts (addr 4 GiB, blocks of 4 KiB to
+// 1 GiB, at most 2^20 of them, an extent of any size up to the region) on which the fault's logic
+// differs at one of the three steps; the usable region's rules are the ones the device runs, so the
+// replay on the mutant mismatches there. Empty when no such geometry exists.
+std::string usable_trace(const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  const Expr region = m.var("region_size"), bs = m.var("block_size"), extent = m.var("extent"),
+             r0 = m.var("requested_at_creation"), r1 = m.var("requested_after_resize");
+  z3::solver s = make_solver(c, o);
+  s.add(pow2(m, bs) && z3::uge(bs, m.lit(4096)) && z3::ule(bs, m.lit(1ULL << 30)));
+  s.add(aligned(m, region, bs) && z3::ugt(region, m.lit(0)) &&
+        z3::ule(region, m.mul(bs, m.lit(1ULL << 20))));
+  s.add(z3::ule(extent, region));  // any extent: the device rounds what it adds up
+  s.add(aligned(m, r0, bs) && aligned(m, r1, bs) && z3::ule(r0, region) && z3::ule(r1, region) &&
+        r0 != r1);
+  const auto chain = [&](Fault f) {
+    const Expr u0 =
+        rules::resized_usable_region(m, region, bs, extent, r0, m.lit(0), c.bool_val(true), f);
+    const Expr u1 = rules::usable_after_host_resize(m, region, bs, extent, r1, u0, f);
+    const Expr u2 =
+        rules::resized_usable_region(m, region, bs, extent, r1, u1, c.bool_val(true), f);
+    return std::array<Expr, 3>{u0, u1, u2};
+  };
+  const auto clean = chain(Fault::None), faulty = chain(o.fault);
+  s.add(clean[0] != faulty[0] || clean[1] != faulty[1] || clean[2] != faulty[2]);
+  if (s.check() != z3::sat) return {};
+  const z3::model model = s.get_model();
+  const auto value = [&](const Expr& e) { return model.eval(e, true).get_numeral_uint64(); };
+  return fmt::format(
+      "vmemtrace 1\n"
+      "# usable_region_bounds: a creation, a host resize and an UNPLUG_ALL, with the usable\n"
+      "# sizes the fault-free logic gives\n"
+      "device profile=spec addr=0x100000000 region_size={:#x} block_size={:#x} "
+      "requested_size={:#x} extent={:#x} backing=null\n"
+      "init\n"
+      "config -> usable_region_size={:#x}\n"
+      "host resize {:#x} -> ok\n"
+      "config -> usable_region_size={:#x}\n"
+      "request unplug_all -> ack\n"
+      "config -> usable_region_size={:#x}\n",
+      value(region), value(bs), value(r0), value(extent), value(clean[0]), value(r1),
+      value(clean[1]), value(clean[2]));
+}
+
 // DEV-4, DEV-6, DEV-8: the usable region stays block-aligned, covers requested_size, stays
 // inside the region, and never shrinks outside UNPLUG_ALL and system reset.
 ProofResult usable_region_bounds(const ProofOptions& o) {
@@ -217,14 +267,17 @@ ProofResult usable_region_bounds(const ProofOptions& o) {
       rules::resized_usable_region(m, region, bs, extent, requested, current, can_shrink, o.fault);
   const Expr claim = aligned(m, u, bs) && z3::ule(requested, u) && z3::ule(u, region) &&
                      z3::implies(!can_shrink, z3::ule(current, u));
-  return decide("usable_region_bounds", "DEV-4, DEV-6, DEV-8, DEV-43; all 64-bit inputs", s, !claim,
-                {{"region_size", region},
-                 {"block_size", bs},
-                 {"extent", extent},
-                 {"requested_size", requested},
-                 {"current_usable", current},
-                 {"can_shrink", can_shrink},
-                 {"usable", u}});
+  ProofResult r =
+      decide("usable_region_bounds", "DEV-4, DEV-6, DEV-8, DEV-43; all 64-bit inputs", s, !claim,
+             {{"region_size", region},
+              {"block_size", bs},
+              {"extent", extent},
+              {"requested_size", requested},
+              {"current_usable", current},
+              {"can_shrink", can_shrink},
+              {"usable", u}});
+  if (r.outcome == Outcome::Failed) r.trace = usable_trace(o);
+  return r;
 }
 
 // Section clipping yields exactly the common bytes of its inputs: never a byte outside either

@@ -61,7 +61,9 @@ TEST(ProofCounterexampleTest, DecisionCounterexamplesReplayAsFailingTraces) {
                         Case{"verdict_order[qemu]", Fault::PlugIgnoresBusy},
                         Case{"verdict_order[spec]", Fault::OverQuotaAnsweredError},
                         Case{"verdict_order[qemu-7.2]", Fault::OverQuotaAnsweredError},
-                        Case{"verdict_order[spec]", Fault::UnplugAllBusyWhenEmpty}}) {
+                        Case{"verdict_order[spec]", Fault::UnplugAllBusyWhenEmpty},
+                        Case{"usable_region_bounds", Fault::UsableRegionNotRounded},
+                        Case{"usable_region_bounds", Fault::UnplugAllUsableBelowRequested}}) {
     const ProofResult r = run(c.proof, c.fault);
     ASSERT_EQ(r.outcome, Outcome::Failed);
     ASSERT_FALSE(r.trace.empty()) << fault_name(c.fault);
