@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <array>
+#include <string>
+
 #include "reference/trace/trace.h"
 
 namespace vmem::conformance {
@@ -54,7 +57,8 @@ void TraceRecorder::request(const WireRequest& r, const ChainShape& shape, const
     const auto type = static_cast<RespType>(x.response->type);
     l += x.response->type <= VIRTIO_MEM_RESP_ERROR ? " " + trace_word(to_string(type))
                                                    : fmt::format(" {}", x.response->type);
-    if (r.type == VIRTIO_MEM_REQ_STATE && type == RespType::Ack && x.response->state <= 2) {
+    if (r.type == VIRTIO_MEM_REQ_STATE && type == RespType::Ack &&
+        x.response->state <= VIRTIO_MEM_STATE_MIXED) {
       l += " state=" + trace_word(to_string(static_cast<BlockState>(x.response->state)));
     }
   }

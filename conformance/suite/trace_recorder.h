@@ -24,7 +24,7 @@ class TraceRecorder {
   // the trace's `device` line names and `prove --trace` checks against.
   explicit TraceRecorder(std::string profile) : profile_(std::move(profile)) {}
 
-  void device(const WireConfig& initial);
+  void device(const WireConfig& c);
   // The driver initialized the device. A check that initializes it by hand, register by
   // register, is recorded with an `init` before its first request: a request implies it.
   void init() {
