@@ -54,7 +54,7 @@ Status CheckContext::attach() {
     VMEM_ASSIGN_OR_RETURN(d.initial, d.driver->read_config());
     VMEM_TRY(modelable(d.initial));
     d.shadow = Shadow(d.initial);
-    if (recorder_ && i == 0) recorder_->device(d.initial);
+    if (TraceRecorder* r = recorder(i)) r->device(d.initial);
     devices_.push_back(std::move(d));
   }
   return ok();
@@ -66,7 +66,7 @@ Status CheckContext::reattach(unsigned dev) {
   d.driver = std::make_unique<MemDriver>(target_, std::move(transport),
                                          layout_.scratch_base + dev * kScratchPerDevice, timeout_);
   d.shadow.unplug_all();
-  if (recorder_ && dev == 0) recorder_->init();
+  if (TraceRecorder* r = recorder(dev)) r->init();
   VMEM_ASSIGN_OR_RETURN(uint8_t status, d.driver->initialize());
   if (status != 0x0f) {
     return unexpected(Error{fmt::format("status {:#x} after re-initializing the device", status)});
@@ -75,7 +75,7 @@ Status CheckContext::reattach(unsigned dev) {
 }
 
 Status CheckContext::initialize(unsigned dev, std::optional<uint64_t> features) {
-  if (recorder_ && dev == 0) recorder_->init();
+  if (TraceRecorder* r = recorder(dev)) r->init();
   VMEM_ASSIGN_OR_RETURN(uint8_t s, devices_[dev].driver->initialize(features));
   if (s != 0x0f) {
     return unexpected(Error{fmt::format("device {}: status {:#x} after initialization", dev, s)});
@@ -111,32 +111,30 @@ Result<Exchange> CheckContext::send(const WireRequest& r, unsigned dev, const Ch
   VMEM_ASSIGN_OR_RETURN(Exchange x, devices_[dev].driver->send(r, shape));
   if (x.kind == Exchange::Kind::Used && x.response && x.used_id == x.head)
     devices_[dev].shadow.apply(r, *x.response);
-  if (recorder_ && dev == 0) recorder_->request(r, shape, x);
+  if (TraceRecorder* rec = recorder(dev)) rec->request(r, shape, x);
   return x;
 }
 
-Status CheckContext::set_requested_size(unsigned dev, uint64_t size) {
-  Status s = target_.set_requested_size(dev, size);
-  if (recorder_ && dev == 0) recorder_->host(fmt::format("resize {:#x}", size), s.has_value());
+Status CheckContext::recorded(unsigned dev, std::string_view action, Status s) {
+  if (TraceRecorder* r = recorder(dev)) r->host(action, s.has_value());
   return s;
 }
 
+Status CheckContext::set_requested_size(unsigned dev, uint64_t size) {
+  return recorded(dev, fmt::format("resize {:#x}", size), target_.set_requested_size(dev, size));
+}
+
+// The machine-wide actions are recorded with device 0's run.
 Status CheckContext::system_reset() {
-  Status s = target_.system_reset();
-  if (recorder_) recorder_->host("system_reset", s.has_value());
-  return s;
+  return recorded(0, "system_reset", target_.system_reset());
 }
 
 Status CheckContext::set_busy(bool busy) {
-  Status s = target_.set_busy(busy);
-  if (recorder_) recorder_->host(busy ? "busy on" : "busy off", s.has_value());
-  return s;
+  return recorded(0, busy ? "busy on" : "busy off", target_.set_busy(busy));
 }
 
 Status CheckContext::suspend_resume() {
-  Status s = target_.suspend_resume();
-  if (recorder_) recorder_->host("wakeup", s.has_value());
-  return s;
+  return recorded(0, "wakeup", target_.suspend_resume());
 }
 
 Result<WireResponse> CheckContext::request(uint16_t type, uint64_t addr, uint16_t nb_blocks,
@@ -181,7 +179,7 @@ Status CheckContext::plug_blocks(uint64_t first, uint16_t n, unsigned dev) {
 Status CheckContext::verify_model() {
   for (unsigned dev = 0; dev < devices_.size(); ++dev) {
     VMEM_ASSIGN_OR_RETURN(WireConfig c, devices_[dev].driver->read_config());
-    if (recorder_ && dev == 0) recorder_->config(c);
+    if (TraceRecorder* r = recorder(dev)) r->config(c);
     const Shadow& s = devices_[dev].shadow;
     const uint64_t want = s.plugged_count() * s.block_size();
     if (c.plugged_size != want) {

@@ -122,6 +122,10 @@ class CheckContext {
     WireConfig initial;
   };
   Status verify_range(unsigned dev, uint64_t first, uint64_t n, int depth);
+  // The recorder, when device `dev`'s steps are recorded (device 0's only), or null.
+  TraceRecorder* recorder(unsigned dev) { return recorder_ && dev == 0 ? &*recorder_ : nullptr; }
+  // Records host action `action` on device `dev` with its outcome `s`, and passes `s` on.
+  Status recorded(unsigned dev, std::string_view action, Status s);
 
   const CheckDef& def_;
   const Catalog& catalog_;
