@@ -485,19 +485,14 @@ struct World {
     }
     if (!found) return "";
     const z3::model model = s.get_model();
-    auto val = [&](const Expr& e) {
-      uint64_t v = 0;
-      (void)model.eval(e, true).is_numeral_u64(v);
-      return v;
-    };
 
     DeviceOptions o;
     o.profile = g.profile;
-    o.addr = val(g.addr);
-    o.block_size = val(g.block_size);
-    o.region_size = val(g.region_size);
+    o.addr = u64(model, g.addr);
+    o.block_size = u64(model, g.block_size);
+    o.region_size = u64(model, g.region_size);
     o.requested_size = o.region_size;
-    o.usable_extent = val(g.extent);
+    o.usable_extent = u64(model, g.extent);
     const U64 u;
     rules::Geometry<U64> cg{o.addr, o.region_size, o.block_size, o.usable_extent, o.profile};
     rules::BlockState<U64> cs{std::vector<uint64_t>(kWords, 0), 0, o.requested_size, o.region_size};
@@ -506,12 +501,12 @@ struct World {
         "vmemtrace 1\n# counterexample to {} ({})\n{}\ninit -> status=0xf\nconsumers -> ok\n",
         name_, profile_name(g.profile), format_device_line(o, BackingKind::Null, "none"));
     for (uint64_t b = 0; b < kBlocks;) {
-      if (((val(pre.words[b / 64]) >> (b % 64)) & 1) == 0) {
+      if (((u64(model, pre.words[b / 64]) >> (b % 64)) & 1) == 0) {
         ++b;
         continue;
       }
       uint64_t e = b;
-      while (e < kBlocks && ((val(pre.words[e / 64]) >> (e % 64)) & 1) != 0)
+      while (e < kBlocks && ((u64(model, pre.words[e / 64]) >> (e % 64)) & 1) != 0)
         ++e;
       const uint64_t gpa = o.addr + b * o.block_size;
       const auto r = rules::plug(u, cg, cs, gpa, e - b, calm);
@@ -519,7 +514,7 @@ struct World {
                           response_name(r.response));
       b = e;
     }
-    const uint64_t requested = val(pre.requested_size);
+    const uint64_t requested = u64(model, pre.requested_size);
     if (requested != o.requested_size) {
       (void)rules::host_resize(u, cg, cs, requested);
       text += fmt::format("host resize {:#x} -> ok\n", requested);
@@ -680,7 +675,10 @@ ProofResult transition(Transition t, Profile p, const ProofOptions& o) {
       t == Transition::DeviceReset || t == Transition::SystemReset || t == Transition::Wakeup;
   if (reset) {
     w.step = [=](const z3::model& model) {
-      const auto [lines, h] = host_lines(model, false);
+      // Named copies, not structured bindings: the lambda below captures them (clang 14).
+      const auto said = host_lines(model, false);
+      const std::string lines = said.first;
+      const rules::HostInput<U64> h = said.second;
       return Step{[=](const U64& u, const rules::Geometry<U64>& cg, rules::BlockState<U64>& cs) {
         if (t == Transition::DeviceReset) {
           (void)rules::device_reset(u, cg, cs, h);
@@ -704,7 +702,10 @@ ProofResult transition(Transition t, Profile p, const ProofOptions& o) {
       w.shown.emplace_back("nb_blocks", nb);
       w.request(gpa, nb);
       w.step = [=](const z3::model& model) {
-        const auto [lines, h] = host_lines(model, t == Transition::Plug);
+        // Named copies, not structured bindings: the lambda below captures them (clang 14).
+        const auto said = host_lines(model, t == Transition::Plug);
+        const std::string lines = said.first;
+        const rules::HostInput<U64> h = said.second;
         const uint64_t a = u64(model, gpa), n = u64(model, nb);
         return Step{[=](const U64& u, const rules::Geometry<U64>& cg, rules::BlockState<U64>& cs) {
           const auto r = t == Transition::Plug ? rules::plug(u, cg, cs, a, n, h)
@@ -731,7 +732,10 @@ ProofResult transition(Transition t, Profile p, const ProofOptions& o) {
     }
     case Transition::UnplugAll: {
       w.step = [=](const z3::model& model) {
-        const auto [lines, h] = host_lines(model, false);
+        // Named copies, not structured bindings: the lambda below captures them (clang 14).
+        const auto said = host_lines(model, false);
+        const std::string lines = said.first;
+        const rules::HostInput<U64> h = said.second;
         return Step{[=](const U64& u, const rules::Geometry<U64>& cg, rules::BlockState<U64>& cs) {
           const auto r = rules::unplug_all(u, cg, cs, h);
           return fmt::format("{}request unplug_all -> {}\n", lines, response_name(r.response));

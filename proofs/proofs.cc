@@ -8,6 +8,7 @@
 #include "proofs/listener_invariants.h"
 #include "proofs/proof.h"
 #include "proofs/solver.h"
+#include "proofs/z3_int_word.h"
 #include "proofs/z3_word.h"
 #include "reference/mem/block_state.h"
 #include "reference/mem/consumer_rules.h"
@@ -71,18 +72,13 @@ ProofResult range_check_exact(const ProofOptions& o) {
   d.add(code != spec);
   if (d.check() != z3::sat) return r;
   const z3::model model = d.get_model();
-  auto val = [&](const Expr& e) {
-    uint64_t v = 0;
-    (void)model.eval(e, true).is_numeral_u64(v);
-    return v;
-  };
   const bool spec_valid = model.eval(spec, true).is_true();
   r.trace = fmt::format(
       "vmemtrace 1\n# range_check_exact counterexample: the spec says {}\n"
       "device addr={:#x} region_size={:#x} block_size={:#x} requested_size={:#x} extent=0x0 "
       "backing=null\ninit -> status=0xf\nrequest state addr={:#x} nb={} -> {}\n",
-      spec_valid ? "valid" : "invalid", val(addr), val(region), val(bs), val(usable), val(gpa),
-      val(nb), spec_valid ? "ack" : "error");
+      spec_valid ? "valid" : "invalid", u64(model, addr), u64(model, region), u64(model, bs),
+      u64(model, usable), u64(model, gpa), u64(model, nb), spec_valid ? "ack" : "error");
   return r;
 }
 
@@ -234,7 +230,6 @@ std::string usable_trace(const ProofOptions& o) {
   s.add(clean[0] != faulty[0] || clean[1] != faulty[1] || clean[2] != faulty[2]);
   if (s.check() != z3::sat) return {};
   const z3::model model = s.get_model();
-  const auto value = [&](const Expr& e) { return model.eval(e, true).get_numeral_uint64(); };
   return fmt::format(
       "vmemtrace 1\n"
       "# usable_region_bounds: a creation, a host resize and an UNPLUG_ALL, with the usable\n"
@@ -247,8 +242,8 @@ std::string usable_trace(const ProofOptions& o) {
       "config -> usable_region_size={:#x}\n"
       "request unplug_all -> ack\n"
       "config -> usable_region_size={:#x}\n",
-      value(region), value(bs), value(r0), value(extent), value(clean[0]), value(r1),
-      value(clean[1]), value(clean[2]));
+      u64(model, region), u64(model, bs), u64(model, r0), u64(model, extent), u64(model, clean[0]),
+      u64(model, r1), u64(model, clean[1]), u64(model, clean[2]));
 }
 
 // DEV-4, DEV-6, DEV-8: the usable region stays block-aligned, covers requested_size, stays
@@ -280,6 +275,54 @@ ProofResult usable_region_bounds(const ProofOptions& o) {
   return r;
 }
 
+// The consumers' counterexamples run on a device of 64 blocks of 2 MiB at 4 GiB whose whole
+// region may be plugged (VFIO needs blocks of at least a page).
+DeviceOptions consumer_trace_device() {
+  DeviceOptions d;
+  d.addr = 4ULL << 30;
+  d.block_size = 2ULL << 20;
+  d.region_size = 64 * d.block_size;
+  d.requested_size = d.region_size;
+  return d;
+}
+
+// A counterexample to clip_exact that the reference can run: a recording listener on a section
+// and a PLUG that overlaps it, where the fault's clip of the section against the request (as the
+// discard manager calls it) tells the listener of other blocks than the fault-free clip. The
+// trace expects the fault-free outcome, a consistent check; on the mutant the listener's view
+// is no longer plugged ∩ its section. Empty when no such section and request exist.
+std::string clip_trace(const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  const DeviceOptions d = consumer_trace_device();
+  const uint64_t blocks = d.region_size / d.block_size;
+  const Expr sf = m.var("section_first"), se = m.var("section_end"), f = m.var("first"),
+             e = m.var("end");
+  z3::solver s = make_solver(c, o);
+  s.add(z3::ult(sf, se) && z3::ule(se, m.lit(blocks)) && z3::ult(f, e) &&
+        z3::ule(e, m.lit(blocks)));
+  s.add(z3::ult(f, se) && z3::ult(sf, e));  // the request meets the section
+  const Expr bs = m.lit(d.block_size);
+  const auto clipped = [&](Fault fault) {
+    return rules::clip(m, sf * bs, (se - sf) * bs, f * bs, (e - f) * bs, fault);
+  };
+  const auto clean = clipped(Fault::None), faulty = clipped(o.fault);
+  s.add(clean.offset != faulty.offset || clean.size != faulty.size);
+  if (s.check() != z3::sat) return {};
+  const z3::model model = s.get_model();
+  return fmt::format(
+      "vmemtrace 1\n"
+      "# clip_exact: a listener on blocks [{}, {}) and a PLUG of blocks [{}, {})\n"
+      "{}\ninit -> status=0xf\nconsumers vfio=0 -> ok\n"
+      "listener add L0 offset={:#x} size={:#x} -> ok\n"
+      "request plug addr={:#x} nb={} -> ack\n"
+      "check -> ok consistent\n",
+      u64(model, sf), u64(model, se), u64(model, f), u64(model, e),
+      format_device_line(d, BackingKind::Null, "none"), u64(model, sf) * d.block_size,
+      (u64(model, se) - u64(model, sf)) * d.block_size, d.addr + u64(model, f) * d.block_size,
+      u64(model, e) - u64(model, f));
+}
+
 // Section clipping yields exactly the common bytes of its inputs: never a byte outside either
 // (inside both, in 128-bit arithmetic), never an empty result when they overlap, and it reaches
 // from the later start to the earlier end.
@@ -289,7 +332,7 @@ ProofResult clip_exact(const ProofOptions& o) {
   const Expr a = m.var("a"), as = m.var("a_size"), b = m.var("b"), bsz = m.var("b_size");
   z3::solver s = make_solver(c, o);
   s.add(m.negate(m.add_overflows(a, as)) && m.negate(m.add_overflows(b, bsz)));
-  const auto r = rules::clip(m, a, as, b, bsz);
+  const auto r = rules::clip(m, a, as, b, bsz, o.fault);
   const Expr off = wide(r.offset), end = wide(r.offset) + wide(r.size);
   const Expr a_end = wide(a) + wide(as), b_end = wide(b) + wide(bsz);
   const Expr overlap =
@@ -301,15 +344,17 @@ ProofResult clip_exact(const ProofOptions& o) {
                                           z3::ule(wide(b), off) && z3::ule(end, b_end));
   const Expr claim = inside && (overlap == (r.size != m.lit(0))) &&
                      z3::implies(overlap, off == later_start && end == earlier_end);
-  return decide("clip_exact",
-                "section clipping (QEMU memory_region_section_intersect_range); all inputs", s,
-                !claim,
-                {{"a", a},
-                 {"a_size", as},
-                 {"b", b},
-                 {"b_size", bsz},
-                 {"clip_offset", r.offset},
-                 {"clip_size", r.size}});
+  ProofResult result =
+      decide("clip_exact",
+             "section clipping (QEMU memory_region_section_intersect_range); all inputs", s, !claim,
+             {{"a", a},
+              {"a_size", as},
+              {"b", b},
+              {"b_size", bsz},
+              {"clip_offset", r.offset},
+              {"clip_size", r.size}});
+  if (result.outcome == Outcome::Failed) result.trace = clip_trace(o);
+  return result;
 }
 
 // Dynamic memslots, first lemma: for every geometry the device accepts and every limit QEMU can
@@ -334,6 +379,103 @@ ProofResult memslot_geometry(const ProofOptions& o) {
                  {"memslots", g.count}});
 }
 
+// A counterexample to memslot_indices that the reference can run: the geometry QEMU decides for
+// two memslots (64 blocks of 16 MiB each, over a region of 65 to 128 blocks, as the
+// memslots_kept traces use) and a PLUG whose memslots the fault's memslots_of() gets wrong. The
+// trace expects the fault-free outcome, a consistent check; on the mutant a memslot holding a
+// plugged block stays unmapped. Empty when no such PLUG exists.
+std::string memslot_trace(const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  const Expr blocks = m.var("region_blocks"), f = m.var("first"), e = m.var("end");
+  const Expr per = m.lit(64);
+  z3::solver s = make_solver(c, o);
+  s.add(z3::ult(per, blocks) && z3::ule(blocks, m.lit(128)));
+  s.add(z3::ult(f, e) && z3::ule(e, blocks) && z3::ule(e - f, m.lit(0xffff)));
+  const auto clean = rules::memslots_of(m, f, e - f, per);
+  const auto faulty = rules::memslots_of(m, f, e - f, per, o.fault);
+  s.add(clean.first != faulty.first || clean.end != faulty.end);
+  if (s.check() != z3::sat) return {};
+  const z3::model model = s.get_model();
+  DeviceOptions d;
+  d.addr = 4ULL << 30;
+  d.block_size = 16ULL << 20;
+  d.region_size = u64(model, blocks) * d.block_size;
+  d.requested_size = d.region_size;
+  d.dynamic_memslots = true;
+  d.unplugged_inaccessible = Tristate::On;
+  return fmt::format(
+      "vmemtrace 1\n# memslot_indices: a PLUG of blocks [{}, {}) with memslots of 64 blocks\n"
+      "{}\ninit -> status=0xf\nconsumers memslots=2 -> ok\n"
+      "request plug addr={:#x} nb={} -> ack\ncheck -> ok consistent\n",
+      u64(model, f), u64(model, e), format_device_line(d, BackingKind::Null, "none"),
+      d.addr + u64(model, f) * d.block_size, u64(model, e) - u64(model, f));
+}
+
+// Dynamic memslots, second lemma, in the integer model (z3_int_word.h): for every region and
+// every non-zero memslot size (memslot_geometry shows the device's is non-zero), the memslots
+// memslots_of() gives for a non-empty range inside the region are indices of existing memslots:
+// first < end <= memslot_count(). The memslots tile the region: the last one starts inside it
+// and together they cover it. With a single memslot (the feature off, or a limit of 0 or 1)
+// the memslot is the region and memslot_count() is 1.
+ProofResult memslot_indices(const ProofOptions& o) {
+  z3::context c;
+  Z3IntWord m(c);
+  const Expr region = m.var("region_size"), size = m.var("memslot_size"), offset = m.var("offset"),
+             length = m.var("size");
+  z3::solver s = make_int_solver(c, o);
+  for (const Expr& v : {region, size, offset, length})
+    s.add(m.in_range(v));
+  s.add(region > 0 && size > 0 && length > 0 && offset + length <= region);
+  const auto r = rules::memslots_of(m, offset, length, size, o.fault);
+  const Expr count = rules::memslot_count(m, region, size);
+  const Expr claim = r.first < r.end && r.end <= count && (count - 1) * size < region &&
+                     region <= count * size && rules::memslot_count(m, region, region) == 1;
+  ProofResult result =
+      decide("memslot_indices",
+             "dynamic memslots; every region, memslot size and range (integer model)", s, !claim,
+             {{"region_size", region},
+              {"memslot_size", size},
+              {"offset", offset},
+              {"size", length},
+              {"first", r.first},
+              {"end", r.end},
+              {"memslots", count}});
+  if (result.outcome == Outcome::Failed) result.trace = memslot_trace(o);
+  return result;
+}
+
+// A counterexample to mapping_budget_exact that the reference can run: the first VFIO section of
+// a container whose entry limit (a u32) Z3 picks so that the fault's budget decides otherwise
+// than the fault-free one, with QEMU's fallback of 512 memslots (what ConsumerSet gives the
+// listener). The trace expects the fault-free answer. Empty when no such limit exists.
+std::string mapping_budget_trace(const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  const DeviceOptions d = consumer_trace_device();
+  const Expr blocks = m.var("section_blocks"), limit = m.var("entry_limit");
+  constexpr uint64_t kMemslots = 512;
+  z3::solver s = make_solver(c, o);
+  s.add(z3::ult(m.lit(0), blocks) && z3::ule(blocks, m.lit(d.region_size / d.block_size)));
+  s.add(z3::ult(m.lit(0), limit) && z3::ule(limit, m.lit(0xffffffff)));
+  const auto refused = [&](Fault fault) {
+    return rules::mapping_budget_exceeded(m, blocks, m.lit(1), m.lit(kMemslots), limit, fault);
+  };
+  s.add(refused(Fault::None) != refused(o.fault));
+  if (s.check() != z3::sat) return {};
+  const z3::model model = s.get_model();
+  return fmt::format(
+      "vmemtrace 1\n"
+      "# mapping_budget_exact: a section of {} blocks needs {} + {} - 1 mappings at worst\n"
+      "{}\ninit -> status=0xf\nconsumers vfio=1 entry_limit={} -> ok\n"
+      "vfio add offset=0x0 size={:#x} -> {}\n"
+      "check -> ok consistent\n",
+      u64(model, blocks), u64(model, blocks), kMemslots,
+      format_device_line(d, BackingKind::Null, "none"), u64(model, limit),
+      u64(model, blocks) * d.block_size,
+      model.eval(refused(Fault::None), true).is_true() ? "error" : "ok");
+}
+
 // QEMU's mapping budget, stated in 128-bit arithmetic: refused exactly when the estimate
 // mappings + memslots - listeners exceeds a known (non-zero) limit.
 ProofResult mapping_budget_exact(const ProofOptions& o) {
@@ -343,15 +485,17 @@ ProofResult mapping_budget_exact(const ProofOptions& o) {
              slots = m.var("max_memslots"), limit = m.var("dma_max_mappings");
   z3::solver s = make_solver(c, o);
   s.add(z3::ule(count, maps));  // every listener maps at least one granule
-  const Expr code = rules::mapping_budget_exceeded(m, maps, count, slots, limit);
+  const Expr code = rules::mapping_budget_exceeded(m, maps, count, slots, limit, o.fault);
   const Expr spec =
       limit != m.lit(0) && z3::ult(wide(limit), wide(maps) + wide(slots) - wide(count));
-  return decide("mapping_budget_exact", "VFIO mapping budget (QEMU a74317f636); all inputs", s,
-                code != spec,
-                {{"listener_mappings", maps},
-                 {"listener_count", count},
-                 {"max_memslots", slots},
-                 {"dma_max_mappings", limit}});
+  ProofResult r = decide("mapping_budget_exact",
+                         "VFIO mapping budget (QEMU a74317f636); all inputs", s, code != spec,
+                         {{"listener_mappings", maps},
+                          {"listener_count", count},
+                          {"max_memslots", slots},
+                          {"dma_max_mappings", limit}});
+  if (r.outcome == Outcome::Failed) r.trace = mapping_budget_trace(o);
+  return r;
 }
 
 // The bitmap range operations on a window of 1 word (64 blocks) with symbolic contents and a
@@ -413,9 +557,10 @@ const std::vector<Proof>& all_proofs() {
       {"verdict_order[qemu-7.2]", "D1",
        [](const ProofOptions& o) { return verdict_order(Profile::Qemu72, o); }},
       {"usable_region_bounds", "DEV-4, DEV-6, DEV-8", usable_region_bounds},
-      {"clip_exact", "section clipping", clip_exact, true},
+      {"clip_exact", "section clipping", clip_exact},
       {"memslot_geometry", "dynamic memslots", memslot_geometry, true},
-      {"mapping_budget_exact", "VFIO mapping budget", mapping_budget_exact, true},
+      {"memslot_indices", "dynamic memslots", memslot_indices},
+      {"mapping_budget_exact", "VFIO mapping budget", mapping_budget_exact},
       {"bitmap_window", "bitmap range operations", bitmap_window, true},
   };
   static const std::vector<Proof> all = [] {

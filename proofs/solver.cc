@@ -50,6 +50,24 @@ z3::solver make_solver(z3::context& c, const ProofOptions& o) {
   return z3::try_for(z3::tactic(c, "qfbv"), o.timeout_ms).mk_solver();
 }
 
+uint64_t u64(const z3::model& model, const Expr& e) {
+  uint64_t v = 0;
+  (void)model.eval(e, true).is_numeral_u64(v);
+  return v;
+}
+
+bool truth(const z3::model& model, const Expr& e) {
+  return model.eval(e, true).is_true();
+}
+
+z3::solver make_int_solver(z3::context& c, const ProofOptions& o) {
+  z3::solver s(c);
+  z3::params p(c);
+  p.set("timeout", static_cast<unsigned>(o.timeout_ms));
+  s.set(p);
+  return s;
+}
+
 ProofResult decide_each(const std::string& name, const std::string& covers, z3::solver& s,
                         const std::vector<Expr>& claims,
                         const std::vector<std::pair<std::string, Expr>>& shown, bool chain) {

@@ -17,6 +17,13 @@ namespace proofs {
 // A bit-blasting solver with the options' timeout: every query here is quantifier-free
 // bit-vector arithmetic, where Z3's qfbv tactic is far faster than its default strategy.
 z3::solver make_solver(z3::context& c, const ProofOptions& o);
+// What a model gives an expression: a number (0 if it is none), or a truth value.
+uint64_t u64(const z3::model& model, const z3::expr& e);
+bool truth(const z3::model& model, const z3::expr& e);
+
+// A solver for the integer model (z3_int_word.h): Z3's default strategy, which picks nonlinear
+// integer arithmetic, with the same fixed timeout.
+z3::solver make_int_solver(z3::context& c, const ProofOptions& o);
 
 // Asks whether `negated_claim` can hold under the preconditions already on `s`: unsat is a
 // proof; sat a failure whose counterexample lists the `shown` expressions' values.

@@ -20,6 +20,7 @@ constexpr std::array kCapabilities = {
     std::pair{Capability::NumaNode, "numa"},
     std::pair{Capability::TwoDevices, "two-devices"},
     std::pair{Capability::UnpluggedInaccessible, "unplugged-inaccessible"},
+    std::pair{Capability::RefusePopulate, "refuse-populate"},
 };
 
 // A bounded transfer size: the protocol's lines are at most 16 MiB, so hex or base64 payloads
@@ -289,6 +290,12 @@ Result<std::string> AdapterServer::host(const std::vector<std::string_view>& w) 
   }
   if (verb == "suspend-resume" && w.size() == 2) {
     VMEM_TRY(target_.suspend_resume());
+    return std::string();
+  }
+  if (verb == "refuse-populate" && w.size() == 3) {
+    VMEM_ASSIGN_OR_RETURN(uint64_t dev, arg(w, 2));
+    if (dev >= devices_) return unexpected(Error{fmt::format("no device {}", dev)});
+    VMEM_TRY(target_.refuse_next_populate(static_cast<unsigned>(dev)));
     return std::string();
   }
   return unexpected(Error{fmt::format("unknown host verb '{}' or wrong arguments", verb)});

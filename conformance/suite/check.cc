@@ -137,6 +137,10 @@ Status CheckContext::suspend_resume() {
   return recorded(0, "wakeup", target_.suspend_resume());
 }
 
+Status CheckContext::refuse_next_populate(unsigned dev) {
+  return recorded(dev, "refuse_populate", target_.refuse_next_populate(dev));
+}
+
 Result<WireResponse> CheckContext::request(uint16_t type, uint64_t addr, uint16_t nb_blocks,
                                            unsigned dev) {
   WireRequest r;

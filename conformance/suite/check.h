@@ -100,6 +100,7 @@ class CheckContext {
   Status system_reset();
   Status set_busy(bool busy);
   Status suspend_resume();
+  Status refuse_next_populate(unsigned dev);
 
   // Records device 0's run as a trace (trace_recorder.h) in `profile`; call before attach().
   void record(std::string profile) { recorder_.emplace(std::move(profile)); }

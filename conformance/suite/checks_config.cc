@@ -222,6 +222,35 @@ Status resize_shrink(CheckContext& c) {
   return ok();
 }
 
+// DEV-4 against a host that asks for more than the region holds: the host interface refuses it
+// (QEMU's requested-size setter does), or the device keeps usable_region_size >= requested_size
+// anyway. A refusal is told apart from a target that died by reading the configuration after it.
+Status resize_beyond_region(CheckContext& c) {
+  MemDriver& d = c.driver();
+  VMEM_TRY(c.initialize());
+  VMEM_ASSIGN_OR_RETURN(WireConfig first, d.read_config());
+  if (first.region_size > ~uint64_t{0} - first.block_size) {
+    c.info("DEV-4",
+           fmt::format("region_size {:#x} leaves no larger size to ask for", first.region_size));
+    return ok();
+  }
+  const uint64_t size = first.region_size + first.block_size;
+  const Status resized = c.set_requested_size(0, size);
+  auto now = d.read_config();
+  if (!now.has_value()) {
+    return unexpected(Error{fmt::format(
+        "the target stopped answering after a host resize to {:#x} ({}): {}", size,
+        resized.has_value() ? "accepted" : resized.error().message, now.error().message)});
+  }
+  const std::string what = fmt::format(
+      "host resize to {:#x}, a block past region_size {:#x}, {}", size, first.region_size,
+      resized.has_value() ? "accepted" : "refused (" + resized.error().message + ")");
+  c.expect("DEV-4", now->usable_region_size >= now->requested_size,
+           fmt::format("{}: usable_region_size {:#x}, requested_size {:#x}", what,
+                       now->usable_region_size, now->requested_size));
+  return ok();
+}
+
 // DEV-4/6 with a block size larger than QEMU's usable-region extent: the usable region must be
 // rounded up to whole blocks.
 Status big_blocks(CheckContext& c) {
@@ -283,6 +312,12 @@ void add_config_checks(std::vector<CheckDef>& out) {
                  base,
                  {Capability::SetRequestedSize},
                  resize_shrink});
+  out.push_back({"resize-beyond-region",
+                 "A host resize past region_size is refused or kept usable",
+                 {"DEV-4"},
+                 base,
+                 {Capability::SetRequestedSize},
+                 resize_beyond_region});
 }
 
 }  // namespace vmem::conformance

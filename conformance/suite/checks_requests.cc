@@ -145,6 +145,36 @@ Status plug_requests(CheckContext& c) {
   return ok();
 }
 
+// A PLUG the host cannot back (its populate refused, as by a VFIO mapping or a memslot the host
+// could not set up) is answered without ACK and changes nothing (DEV-3, DEV-48); the same PLUG
+// is ACKed once the host can populate again (DEV-29). QEMU answers BUSY (DEV-28).
+Status populate_refused(CheckContext& c) {
+  VMEM_TRY(c.initialize());
+  // Something plugged already, so that a size or bitmap left behind is told from a reset one.
+  VMEM_TRY(c.plug_blocks(0, 2));
+  VMEM_ASSIGN_OR_RETURN(WireConfig before, c.driver().read_config());
+  VMEM_TRY(c.refuse_next_populate(0));
+  VMEM_ASSIGN_OR_RETURN(WireResponse r, c.plug(c.block(4), 4));
+  const std::string what = fmt::format("PLUG {:#x}+4 whose populate the host refused, answered {}",
+                                       c.block(4), resp_name(r));
+  c.info("DEV-28", what);
+  if (r.type != VIRTIO_MEM_RESP_ACK) {
+    VMEM_ASSIGN_OR_RETURN(WireConfig after, c.driver().read_config());
+    c.expect("DEV-3", after.plugged_size == before.plugged_size,
+             fmt::format("{}: plugged_size {:#x}, before it {:#x}", what, after.plugged_size,
+                         before.plugged_size));
+    VMEM_ASSIGN_OR_RETURN(WireResponse st, c.state(c.block(4), 4));
+    c.expect("DEV-48", st.type == VIRTIO_MEM_RESP_ACK && st.state == VIRTIO_MEM_STATE_UNPLUGGED,
+             fmt::format("{}: STATE of the range answered {} {}", what, resp_name(st),
+                         to_string(static_cast<BlockState>(st.state))));
+    VMEM_ASSIGN_OR_RETURN(WireResponse again, c.plug(c.block(4), 4));
+    c.expect("DEV-29", again.type == VIRTIO_MEM_RESP_ACK,
+             fmt::format("the same PLUG, with the host populating again, answered {}",
+                         resp_name(again)));
+  }
+  return ok();
+}
+
 Status unplug_requests(CheckContext& c) {
   VMEM_TRY(c.initialize());
   VMEM_ASSIGN_OR_RETURN(Geometry g, geometry(c));
@@ -388,6 +418,12 @@ void add_request_checks(std::vector<CheckDef>& out) {
                  base,
                  {},
                  padding_ignored});
+  out.push_back({"populate-refused",
+                 "A PLUG whose populate the host refuses changes nothing",
+                 {"DEV-3", "DEV-28", "DEV-29", "DEV-48"},
+                 base,
+                 {Capability::RefusePopulate},
+                 populate_refused});
   DeviceSetup large;
   large.region_size = 256ULL << 30;
   large.requested_size = 0xffffULL * 2 * (1ULL << 20) + (2ULL << 20);

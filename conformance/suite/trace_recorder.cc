@@ -66,6 +66,11 @@ void TraceRecorder::request(const WireRequest& r, const ChainShape& shape, const
 }
 
 void TraceRecorder::host(std::string_view action, bool ok) {
+  // A refused populate is the host's side (trace-format.md): replaying it needs the consumers.
+  if (action == "refuse_populate" && !consumers_) {
+    line("consumers -> ok");
+    consumers_ = true;
+  }
   line(fmt::format("host {} -> {}", action, ok ? "ok" : "error"));
   // A machine reset takes the device back to status 0.
   if (action == "system_reset") initialized_ = false;

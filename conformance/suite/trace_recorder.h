@@ -32,7 +32,9 @@ class TraceRecorder {
     initialized_ = true;
   }
   void request(const WireRequest& r, const ChainShape& shape, const Exchange& x);
-  // A host action (`resize 0x...`, `system_reset`, `busy on`, `wakeup`) and whether it worked.
+  // A host action (`resize 0x...`, `system_reset`, `busy on`, `wakeup`, `refuse_populate`) and
+  // whether it worked. The first `refuse_populate` is preceded by a `consumers` line, which its
+  // replay needs.
   void host(std::string_view action, bool ok);
   void config(const WireConfig& c);
   // A `#` line: the verdicts a check judged against the device, where it judged them.
@@ -46,6 +48,7 @@ class TraceRecorder {
   std::string profile_;
   std::string text_;
   bool initialized_ = false;  // since the start or the last system reset
+  bool consumers_ = false;    // a `consumers` line was written
 };
 
 }  // namespace vmem::conformance

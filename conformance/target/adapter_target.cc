@@ -205,6 +205,9 @@ Status AdapterTarget::set_busy(bool busy) {
 Status AdapterTarget::suspend_resume() {
   return host("host suspend-resume");
 }
+Status AdapterTarget::refuse_next_populate(unsigned index) {
+  return host(fmt::format("host refuse-populate {}", index));
+}
 
 std::vector<std::string> AdapterTarget::take_transcript() {
   return channel_ ? channel_->take_transcript() : std::vector<std::string>{};

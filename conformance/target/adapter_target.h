@@ -54,6 +54,7 @@ class AdapterTarget final : public Target {
   Status system_reset() override;
   Status set_busy(bool busy) override;
   Status suspend_resume() override;
+  Status refuse_next_populate(unsigned index) override;
 
   std::vector<std::string> take_transcript() override;
   std::string reproducer_header() const override;

@@ -77,6 +77,7 @@ bool QemuTarget::has(Capability c) const {
     case Capability::Interrupts:
       return is_q35(options_.machine);
     case Capability::SuspendResume:
+    case Capability::RefusePopulate:  // nothing outside QEMU makes its populate fail
       return false;
   }
   return false;
@@ -454,6 +455,10 @@ Status QemuTarget::set_requested_size(unsigned index, uint64_t size) {
   if (!r.has_value()) return unexpected(r.error());
   requested_[index] = size;
   return ok();
+}
+
+Status QemuTarget::refuse_next_populate(unsigned) {
+  return unexpected(Error{"qemu: no host interface makes a populate fail"});
 }
 
 Status QemuTarget::system_reset() {

@@ -110,6 +110,7 @@ class QemuTarget final : public Target {
   Status set_busy(bool busy) override;
   // Always an error: no S3 under -S.
   Status suspend_resume() override;
+  Status refuse_next_populate(unsigned index) override;
 
   std::vector<std::string> take_transcript() override;
   // "# qemu: <command line>": the current (or last) QEMU's binary and machine arguments,

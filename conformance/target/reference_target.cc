@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "reference/check/invariants.h"
 #include "reference/mem/device_options.h"
+#include "reference/mem/discard_hooks.h"
 #include "reference/memory/guest_memory.h"
 #include "reference/transport/pci_host.h"
 #include "reference/transport/virtio_mmio.h"
@@ -24,11 +27,30 @@ Status from(Result<void, MemoryError> r, uint64_t gpa) {
   return unexpected(Error{fmt::format("guest memory at {:#x}: {}", gpa, to_string(r.error()))});
 }
 
+// The host side of a reference machine: nothing maps guest memory, but the host can make the next
+// populate fail, as a VFIO mapping limit or a memslot the host could not add does in a VMM.
+class PopulateGate final : public DiscardHooks {
+ public:
+  void refuse_next() { refuse_ = true; }
+
+  Status populate(uint64_t offset, uint64_t size) override {
+    if (!std::exchange(refuse_, false)) return ok();
+    return unexpected(
+        Error{fmt::format("the host could not populate [{:#x}, +{:#x})", offset, size)});
+  }
+  void discard(uint64_t, uint64_t) override {}
+  void discard_all() override {}
+
+ private:
+  bool refuse_ = false;
+};
+
 }  // namespace
 
 struct ReferenceTarget::Machine {
   DeviceSetup setup;
   GuestMemory mem;
+  std::vector<std::unique_ptr<PopulateGate>> gates;  // outlive the devices that call them
   std::vector<std::unique_ptr<VirtioMemDevice>> devices;
   std::vector<std::unique_ptr<InvariantChecker>> checkers;
   PciHost pci;
@@ -46,9 +68,9 @@ std::string ReferenceTarget::name() const {
   return n;
 }
 
-bool ReferenceTarget::has(Capability) const {
+bool ReferenceTarget::has(Capability c) const {
   // The reference offers everything; UNPLUGGED_INACCESSIBLE can be forced on in every profile.
-  return true;
+  return std::find(options_.without.begin(), options_.without.end(), c) == options_.without.end();
 }
 
 Result<MachineLayout> ReferenceTarget::start(const DeviceSetup& setup) {
@@ -83,6 +105,8 @@ Result<MachineLayout> ReferenceTarget::start(const DeviceSetup& setup) {
     if (!region.has_value()) return unexpected(region.error());
     auto dev = VirtioMemDevice::create(o, m->mem, (*region)->backing);
     if (!dev.has_value()) return unexpected(dev.error());
+    m->gates.push_back(std::make_unique<PopulateGate>());
+    (*dev)->set_discard_hooks(m->gates.back().get());
     m->checkers.push_back(std::make_unique<InvariantChecker>(**dev));
     m->devices.push_back(std::move(*dev));
   }
@@ -185,6 +209,13 @@ Status ReferenceTarget::set_requested_size(unsigned index, uint64_t size) {
   if (index >= machine_->devices.size()) return unexpected(Error{"no such device"});
   VMEM_TRY(machine_->devices[index]->set_requested_size(size));
   check_invariants();
+  return ok();
+}
+
+Status ReferenceTarget::refuse_next_populate(unsigned index) {
+  VMEM_TRY(running());
+  if (index >= machine_->gates.size()) return unexpected(Error{"no such device"});
+  machine_->gates[index]->refuse_next();
   return ok();
 }
 

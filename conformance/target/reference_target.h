@@ -24,6 +24,9 @@ struct ReferenceTargetOptions {
   // Where the first device region starts (0: kRegionBase), e.g. where a QEMU under comparison
   // put its own, so that the same guest-physical addresses mean the same blocks in both.
   uint64_t region_base = 0;
+  // Capabilities withheld, so that the reference can stand in for a target that lacks them (the
+  // QEMU differential test); the reference has every one otherwise.
+  std::vector<Capability> without = {};
 };
 
 class ReferenceTarget final : public Target {
@@ -55,6 +58,7 @@ class ReferenceTarget final : public Target {
   Status system_reset() override;
   Status set_busy(bool busy) override;
   Status suspend_resume() override;
+  Status refuse_next_populate(unsigned index) override;
 
   // Invariant violations found since the last call, as "I3 at block 17: ..." lines.
   std::vector<std::string> take_violations() override;

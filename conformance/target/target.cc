@@ -22,6 +22,8 @@ const char* to_string(Capability c) {
       return "two devices";
     case Capability::UnpluggedInaccessible:
       return "UNPLUGGED_INACCESSIBLE offer";
+    case Capability::RefusePopulate:
+      return "refused populate";
   }
   return "?";
 }

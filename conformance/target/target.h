@@ -28,6 +28,8 @@ enum class Capability : uint8_t {
   NumaNode,               // a device with a node_id and ACPI_PXM offered
   TwoDevices,             // a machine with two virtio-mem devices
   UnpluggedInaccessible,  // the device can be made to offer VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE
+  RefusePopulate,         // the host can make the next PLUG's populate fail (as a VFIO mapping
+                          // or a memslot the host could not set up does)
 };
 const char* to_string(Capability c);
 
@@ -90,6 +92,8 @@ class Target {
   virtual Status set_busy(bool busy) = 0;
   // Suspend-to-RAM followed by a wake-up.
   virtual Status suspend_resume() = 0;
+  // The next populate of device `index` (the host backing a PLUG's blocks) fails, once.
+  virtual Status refuse_next_populate(unsigned index) = 0;
 
   // What the target did since the last call, as replayable lines (decisions D16): qtest and QMP
   // lines for QEMU, adapter-protocol lines for other targets, nothing for the in-process ones.

@@ -159,6 +159,7 @@ class MicrovmTarget final : public Target {
   Status system_reset() override { return refuse("system_reset"); }
   Status set_busy(bool) override { return refuse("set_busy"); }
   Status suspend_resume() override { return refuse("suspend_resume"); }
+  Status refuse_next_populate(unsigned) override { return refuse("refuse_next_populate"); }
   std::string reproducer_header() const override { return "# qemu: " + command_line_; }
 
   // --- Beyond Target ---

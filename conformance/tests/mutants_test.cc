@@ -42,24 +42,17 @@ const std::map<std::string, std::string> kUnobservable = {
     {"unregister-keeps-mappings", "VFIO listeners live in the host"},
     {"populate-maps-whole-section", "VFIO listeners live in the host"},
     {"memslot-deactivated-while-plugged", "KVM memslots live in the host"},
-    {"plug-size-not-rolled-back",
-     "only a refused populate (a VFIO map failure) shows it; listeners live in the host and the "
-     "reference target attaches none"},
-    {"plug-bitmap-kept-on-refusal",
-     "only a refused populate (a VFIO map failure) shows it; listeners live in the host and the "
-     "reference target attaches none"},
     {"plug-ignores-busy",
      "BUSY is a MAY (DEV-28): a PLUG ACKed in a busy window conforms (the suite records it as "
      "INFO); what breaks is the host's migration contract, which the verdict_order proof and a "
      "reference test pin"},
     {"state-notifies-discard", "VFIO listeners live in the host"},
-    {"host-resize-beyond-region",
-     "only a host that asks for more than region_size shows it; the suite asks for valid sizes "
-     "only, and refusing the host is the host interface's business, not a driver-visible rule"},
     {"migration-keeps-usable-region",
      "only a migration shows it, and the suite has no migration (the target offers none)"},
     {"populate-maps-one-range", "VFIO mappings live in the host"},
     {"memslot-end-rounded-down", "KVM memslots live in the host"},
+    {"clip-end-not-capped", "listeners live in the host and the reference target attaches none"},
+    {"mapping-budget-off-by-one", "VFIO's mapping budget lives in the host"},
 };
 
 // The DEV-n and GEN-n IDs in a fault's "expected by" text.

@@ -66,6 +66,7 @@ class ScriptedDevice final : public Target {
   Status system_reset() override { return host(); }
   Status set_busy(bool) override { return host(); }
   Status suspend_resume() override { return host(); }
+  Status refuse_next_populate(unsigned) override { return host(); }
 
  private:
   static Error exhausted() { return Error{"the device stopped answering (end of input)"}; }
@@ -137,6 +138,9 @@ class RecordingTarget final : public Target {
   Status system_reset() override { return host(inner_.system_reset()); }
   Status set_busy(bool b) override { return host(inner_.set_busy(b)); }
   Status suspend_resume() override { return host(inner_.suspend_resume()); }
+  Status refuse_next_populate(unsigned index) override {
+    return host(inner_.refuse_next_populate(index));
+  }
 
  private:
   void put(uint64_t v, unsigned n) {

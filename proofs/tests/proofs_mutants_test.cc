@@ -63,7 +63,11 @@ TEST(ProofCounterexampleTest, DecisionCounterexamplesReplayAsFailingTraces) {
                         Case{"verdict_order[qemu-7.2]", Fault::OverQuotaAnsweredError},
                         Case{"verdict_order[spec]", Fault::UnplugAllBusyWhenEmpty},
                         Case{"usable_region_bounds", Fault::UsableRegionNotRounded},
-                        Case{"usable_region_bounds", Fault::UnplugAllUsableBelowRequested}}) {
+                        Case{"usable_region_bounds", Fault::UnplugAllUsableBelowRequested},
+                        Case{"clip_exact", Fault::ClipEndNotCapped},
+                        Case{"mapping_budget_exact", Fault::MappingBudgetOffByOne},
+                        Case{"memslot_indices", Fault::MemslotEndRoundedDown},
+                        Case{"memslot_indices", Fault::MemslotEndRoundedDown}}) {
     const ProofResult r = run(c.proof, c.fault);
     ASSERT_EQ(r.outcome, Outcome::Failed);
     ASSERT_FALSE(r.trace.empty()) << fault_name(c.fault);
@@ -92,6 +96,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"range_check_exact", Fault::NbBlocksZeroAccepted},
                       Case{"verdict_order[spec]", Fault::PlugIgnoresBusy},
                       Case{"verdict_order[qemu]", Fault::PlugIgnoresBusy},
+                      Case{"clip_exact", Fault::ClipEndNotCapped},
+                      Case{"lemma_clip_blocks", Fault::ClipEndNotCapped},
+                      Case{"mapping_budget_exact", Fault::MappingBudgetOffByOne},
                       // The lemma the transition proofs take a request's blocks from.
                       Case{"lemma_valid_range_in_blocks", Fault::RangeEndOffByOne},
                       Case{"lemma_valid_range_in_blocks", Fault::RangeNoWrapCheck},
@@ -151,6 +158,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Case{"listeners_kept[populate, recording]", Fault::RollbackClippedToFailingSection},
         Case{"listeners_kept[populate, recording]", Fault::RollbackSkipsFirstListener},
+        Case{"listeners_kept[populate, recording]", Fault::ClipEndNotCapped},
+        Case{"listeners_kept[discard, vfio]", Fault::ClipEndNotCapped},
         Case{"listeners_kept[populate, vfio]", Fault::PopulateMapsOneRange},
         Case{"listeners_kept[populate, vfio]", Fault::PopulateMapsWholeSection},
         Case{"listeners_kept[unregister, vfio]", Fault::UnregisterKeepsMappings},

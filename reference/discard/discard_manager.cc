@@ -13,8 +13,8 @@ VMEM_NAMESPACE_BEGIN
 
 namespace {
 
-Section clip(const Section& a, const Section& b) {
-  const auto c = rules::clip(U64{}, a.offset, a.size, b.offset, b.size);
+Section clip(const Section& a, const Section& b, Fault fault) {
+  const auto c = rules::clip(U64{}, a.offset, a.size, b.offset, b.size, fault);
   return {c.offset, c.size};
 }
 
@@ -62,7 +62,7 @@ Status DiscardManager::replay(const Section& s, bool plugged,
   const uint64_t end = std::min<uint64_t>((s.end() + bs - 1) / bs, device_.bitmap().size());
   Status result;
   device_.bitmap().for_each_run(plugged, first, end, [&](uint64_t f, uint64_t n) {
-    const Section run = clip(Section{f * bs, n * bs}, s);
+    const Section run = clip(Section{f * bs, n * bs}, s, device_.fault());
     if (run.empty()) return false;
     result = fn(run);
     return result.has_value();
@@ -140,7 +140,7 @@ Status DiscardManager::populate(uint64_t offset, uint64_t size) {
   if (memslots_ != nullptr) VMEM_TRY(memslots_->activate(offset, size));
   const Fault fault = device_.fault();
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
-    const Section part = clip(listeners_[i].section, range);
+    const Section part = clip(listeners_[i].section, range, fault);
     if (part.empty()) continue;
     auto r = listeners_[i].listener->notify_populate(part);
     if (r.has_value()) continue;
@@ -150,7 +150,7 @@ Status DiscardManager::populate(uint64_t offset, uint64_t size) {
       const Section own = faulty(fault, Fault::RollbackClippedToFailingSection)
                               ? listeners_[i].section
                               : listeners_[j].section;
-      const Section undo = clip(own, range);
+      const Section undo = clip(own, range, fault);
       if (!undo.empty()) listeners_[j].listener->notify_discard(undo);
     }
     return unexpected(Error{
@@ -162,7 +162,7 @@ Status DiscardManager::populate(uint64_t offset, uint64_t size) {
 void DiscardManager::discard(uint64_t offset, uint64_t size) {
   const Section range{offset, size};
   for (const Registration& r : listeners_) {
-    const Section part = clip(r.section, range);
+    const Section part = clip(r.section, range, device_.fault());
     if (!part.empty()) r.listener->notify_discard(part);
   }
 }

@@ -100,8 +100,9 @@ void discard_blocks(const M& m, ListenerView<M>& l, W<M> first, W<M> end, B<M> a
 
 // [first, end) ∩ the listener's section, by the manager's clip().
 template <WordModel M>
-std::pair<W<M>, W<M>> clip_to(const M& m, W<M> s_first, W<M> s_end, W<M> first, W<M> end) {
-  const auto c = clip(m, s_first, m.sub(s_end, s_first), first, m.sub(end, first));
+std::pair<W<M>, W<M>> clip_to(const M& m, W<M> s_first, W<M> s_end, W<M> first, W<M> end,
+                              Fault fault) {
+  const auto c = clip(m, s_first, m.sub(s_end, s_first), first, m.sub(end, first), fault);
   return {c.offset, m.add(c.offset, c.size)};
 }
 
@@ -118,7 +119,7 @@ PopulateResult<M> populate(const M& m, Listeners<M>& ls, W<M> first, W<M> end,
   PopulateResult<M> r{m.truth(true), {}};
   for (std::size_t i = 0; i < ls.size(); ++i) {
     ListenerView<M>& l = ls[i];
-    const auto [p_first, p_end] = detail::clip_to(m, l.first, l.end, first, end);
+    const auto [p_first, p_end] = detail::clip_to(m, l.first, l.end, first, end, fault);
     const B<M> asked = m.both(r.ok, m.negate(detail::empty_range(m, p_first, p_end)));
     r.asked.push_back(asked);
     // The mapping mutants: the whole section mapped, or the part mapped as one range.
@@ -139,7 +140,7 @@ PopulateResult<M> populate(const M& m, Listeners<M>& ls, W<M> first, W<M> end,
       if (faulty(fault, Fault::RollbackSkipsFirstListener) && j == 0) continue;
       const ListenerView<M>& own =
           faulty(fault, Fault::RollbackClippedToFailingSection) ? l : ls[j];
-      const auto [u_first, u_end] = detail::clip_to(m, own.first, own.end, first, end);
+      const auto [u_first, u_end] = detail::clip_to(m, own.first, own.end, first, end, fault);
       detail::discard_blocks(m, ls[j], u_first, u_end, refused);
     }
     r.ok = m.both(r.ok, m.negate(refused));
@@ -149,9 +150,9 @@ PopulateResult<M> populate(const M& m, Listeners<M>& ls, W<M> first, W<M> end,
 
 // DiscardManager::discard(): each listener forgets its part of [first, end).
 template <WordModel M>
-void discard(const M& m, Listeners<M>& ls, W<M> first, W<M> end) {
+void discard(const M& m, Listeners<M>& ls, W<M> first, W<M> end, Fault fault = Fault::None) {
   for (ListenerView<M>& l : ls) {
-    const auto [p_first, p_end] = detail::clip_to(m, l.first, l.end, first, end);
+    const auto [p_first, p_end] = detail::clip_to(m, l.first, l.end, first, end, fault);
     detail::discard_blocks(m, l, p_first, p_end, m.truth(true));
   }
 }

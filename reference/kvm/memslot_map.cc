@@ -88,10 +88,7 @@ void MemslotMap::unmap(uint64_t index) {
 
 Status MemslotMap::activate(uint64_t offset, uint64_t size) {
   if (!dynamic_ || size == 0) return ok();
-  auto r = rules::memslots_of(U64{}, offset, size, memslot_size_);
-  // The mutant rounds the end down: the memslot holding the range's end is left out.
-  if (faulty(device_.fault(), Fault::MemslotEndRoundedDown))
-    r.end = (offset + size) / memslot_size_;
+  const auto r = rules::memslots_of(U64{}, offset, size, memslot_size_, device_.fault());
   std::vector<uint64_t> mapped;
   for (uint64_t i = r.first; i < r.end && i < active_.size(); ++i) {
     if (active_[i]) continue;

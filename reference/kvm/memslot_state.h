@@ -43,16 +43,6 @@ std::pair<W<M>, W<M>> memslot_blocks(const M& m, const MemslotView<M>& s, std::s
   return {first, m.select(m.ult(s.region, end), s.region, end)};
 }
 
-// The memslots [first, end) that the block range [r_first, r_end) touches.
-template <WordModel M>
-MemslotRange<M> touched(const M& m, const MemslotView<M>& s, W<M> r_first, W<M> r_end,
-                        Fault fault) {
-  MemslotRange<M> r = memslots_of(m, r_first, m.sub(r_end, r_first), s.size);
-  // The mutant rounds the end down: the memslot holding the range's end is left out.
-  if (faulty(fault, Fault::MemslotEndRoundedDown)) r.end = m.udiv(r_end, s.size);
-  return r;
-}
-
 template <WordModel M>
 B<M> in(const M& m, const MemslotRange<M>& r, std::size_t i) {
   return m.both(m.ule(r.first, m.lit(i)), m.ult(m.lit(i), r.end));
@@ -66,7 +56,7 @@ B<M> in(const M& m, const MemslotRange<M>& r, std::size_t i) {
 template <WordModel M>
 B<M> activate(const M& m, MemslotView<M>& s, W<M> first, W<M> end, const std::vector<B<M>>& refuses,
               Fault fault = Fault::None) {
-  const MemslotRange<M> r = detail::touched(m, s, first, end, fault);
+  const MemslotRange<M> r = memslots_of(m, first, m.sub(end, first), s.size, fault);
   B<M> ok = m.truth(true);
   std::vector<B<M>> now(s.mapped.size(), m.truth(false));
   for (std::size_t i = 0; i < s.mapped.size(); ++i) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "reference/base/word.h"
+#include "reference/mem/fault.h"
 
 VMEM_NAMESPACE_BEGIN
 
@@ -23,11 +24,12 @@ struct Clipped {
 
 template <WordModel M>
 Clipped<M> clip(const M& m, typename M::Word a, typename M::Word a_size, typename M::Word b,
-                typename M::Word b_size) {
+                typename M::Word b_size, Fault fault = Fault::None) {
   const auto a_end = m.add(a, a_size);
   const auto b_end = m.add(b, b_size);
   const auto start = m.select(m.ult(a, b), b, a);
-  const auto end = m.select(m.ult(a_end, b_end), a_end, b_end);
+  const auto end =
+      faulty(fault, Fault::ClipEndNotCapped) ? a_end : m.select(m.ult(a_end, b_end), a_end, b_end);
   const auto meets = m.ult(start, end);
   return {m.select(meets, start, a), m.select(meets, m.sub(end, start), m.lit(0))};
 }
@@ -59,7 +61,8 @@ template <WordModel M>
 typename M::Bool mapping_budget_exceeded(const M& m, typename M::Word listener_mappings,
                                          typename M::Word listener_count,
                                          typename M::Word max_memslots,
-                                         typename M::Word dma_max_mappings) {
+                                         typename M::Word dma_max_mappings,
+                                         Fault fault = Fault::None) {
   // Every listener maps at least one granule, so listener_mappings >= listener_count and the
   // subtraction goes first; only a true sum past 2^64 can overflow, and that exceeds any limit.
   const auto base = m.select(m.ult(listener_mappings, listener_count), m.lit(0),
@@ -67,7 +70,9 @@ typename M::Bool mapping_budget_exceeded(const M& m, typename M::Word listener_m
   const auto overflow = m.add_overflows(base, max_memslots);
   const auto estimate = m.add(base, max_memslots);
   const auto known = m.negate(m.eq(dma_max_mappings, m.lit(0)));
-  return m.both(known, m.either(overflow, m.ult(dma_max_mappings, estimate)));
+  const auto over = faulty(fault, Fault::MappingBudgetOffByOne) ? m.ule(dma_max_mappings, estimate)
+                                                                : m.ult(dma_max_mappings, estimate);
+  return m.both(known, m.either(overflow, over));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -85,6 +90,16 @@ struct MemslotGeometry {
   typename M::Word size;  // of every memslot but possibly the last
 };
 
+// How many memslots of `memslot_size` (non-zero) bytes cover `region_size` bytes:
+// ceil(region_size / memslot_size), without computing region_size + memslot_size - 1.
+template <WordModel M>
+typename M::Word memslot_count(const M& m, typename M::Word region_size,
+                               typename M::Word memslot_size) {
+  const auto whole = m.udiv(region_size, memslot_size);
+  const auto partial = m.negate(m.eq(m.urem(region_size, memslot_size), m.lit(0)));
+  return m.add(whole, m.select(partial, m.lit(1), m.lit(0)));
+}
+
 template <WordModel M>
 MemslotGeometry<M> decide_memslots(const M& m, typename M::Word region_size,
                                    typename M::Word block_size, typename M::Word limit) {
@@ -97,10 +112,7 @@ MemslotGeometry<M> decide_memslots(const M& m, typename M::Word region_size,
   const auto min_size =
       m.select(m.ult(block_size, m.lit(kMinMemslotSize)), m.lit(kMinMemslotSize), block_size);
   const auto size = m.select(m.ult(per_aligned, min_size), min_size, per_aligned);
-  // ceil(region_size / size), without computing region_size + size - 1.
-  const auto whole = m.udiv(region_size, size);
-  const auto count =
-      m.add(whole, m.select(m.eq(m.urem(region_size, size), m.lit(0)), m.lit(0), m.lit(1)));
+  const auto count = memslot_count(m, region_size, size);
   const auto one = m.both(m.negate(single), m.negate(m.ule(count, m.lit(1))));
   return {m.select(one, count, m.lit(1)), m.select(one, size, region_size)};
 }
@@ -147,9 +159,13 @@ struct MemslotRange {
 
 template <WordModel M>
 MemslotRange<M> memslots_of(const M& m, typename M::Word offset, typename M::Word size,
-                            typename M::Word memslot_size) {
+                            typename M::Word memslot_size, Fault fault = Fault::None) {
+  const auto first = m.udiv(offset, memslot_size);
+  // The mutant rounds the end down: the memslot holding the range's last byte is left out.
+  if (faulty(fault, Fault::MemslotEndRoundedDown))
+    return {first, m.udiv(m.add(offset, size), memslot_size)};
   const auto last_byte = m.sub(m.add(offset, size), m.lit(1));
-  return {m.udiv(offset, memslot_size), m.add(m.udiv(last_byte, memslot_size), m.lit(1))};
+  return {first, m.add(m.udiv(last_byte, memslot_size), m.lit(1))};
 }
 
 }  // namespace rules

@@ -65,7 +65,7 @@ constexpr std::array kCatalog = {
     FaultInfo{Fault::PlugBitmapKeptOnRefusal, "plug-bitmap-kept-on-refusal",
               "a PLUG whose populate a listener refused leaves the blocks marked plugged "
               "(cloud-hypervisor sets its bitmap before mapping, peers H-CH2)",
-              "invariants I1, I5"},
+              "DEV-48 (the refused range reads PLUGGED); invariants I1, I5"},
     FaultInfo{Fault::PlugIgnoresBusy, "plug-ignores-busy",
               "PLUG is ACKed during a migration, so the bitmap changes after it was sent",
               "proof verdict_order; migration contract (bitmap immutable while busy)"},
@@ -118,6 +118,14 @@ constexpr std::array kCatalog = {
     FaultInfo{Fault::MemslotEndRoundedDown, "memslot-end-rounded-down",
               "the last memslot a plug touches is computed by rounding down: it is never mapped",
               "invariant I7"},
+    FaultInfo{Fault::ClipEndNotCapped, "clip-end-not-capped",
+              "section clipping takes the later start but keeps the first range's end (a max "
+              "without its min): a listener hears of blocks past the request or its section",
+              "invariants I5, I6"},
+    FaultInfo{Fault::MappingBudgetOffByOne, "mapping-budget-off-by-one",
+              "the VFIO mapping budget refuses an estimate equal to the container's limit ('>=' "
+              "for '>'): a section that fits exactly is refused",
+              "the VFIO mapping budget (QEMU a74317f636)"},
     FaultInfo{Fault::UnknownTypeAnsweredError, "unknown-type-answered-error",
               "an unknown request type is answered with ERROR instead of DEVICE_NEEDS_RESET "
               "(cloud-hypervisor, 97e16f249)",

@@ -57,6 +57,8 @@ enum class Fault : uint8_t {
   MigrationKeepsUsableRegion,
   PopulateMapsOneRange,
   MemslotEndRoundedDown,
+  ClipEndNotCapped,
+  MappingBudgetOffByOne,
   UnknownTypeAnsweredError,
   UnplugAllBusyWhenEmpty,
   OverQuotaAnsweredError,

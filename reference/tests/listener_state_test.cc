@@ -137,7 +137,7 @@ class Pair {
       case 4: {  // UNPLUG of a plugged range
         const auto [first, end] = range(8);
         if (!t_.dev().bitmap().is_range_plugged(first, end - first)) return std::nullopt;
-        rules::discard(m, ls_, first, end);
+        rules::discard(m, ls_, first, end, fault_);
         reached.insert("unplug");
         if (t_.unplug(t_.block(first), static_cast<uint16_t>(end - first)) != RespType::Ack)
           return fmt::format("UNPLUG [{}, {}) not ACKed", first, end);
@@ -336,9 +336,12 @@ struct ConsumerMutant {
   bool modelled;  // listener_state.h applies the fault too, so machine and manager agree with it
 };
 constexpr ConsumerMutant kConsumerMutants[] = {
-    {Fault::RollbackClippedToFailingSection, true}, {Fault::RollbackSkipsFirstListener, true},
-    {Fault::UnregisterKeepsMappings, true},         {Fault::PopulateMapsOneRange, true},
+    {Fault::RollbackClippedToFailingSection, true},
+    {Fault::RollbackSkipsFirstListener, true},
+    {Fault::UnregisterKeepsMappings, true},
+    {Fault::PopulateMapsOneRange, true},
     {Fault::PopulateMapsWholeSection, false},  // modelled on populate, not on the replay
+    {Fault::ClipEndNotCapped, true},
 };
 
 TEST(ListenerStateTest, CleanMachineCatchesEveryConsumerMutant) {

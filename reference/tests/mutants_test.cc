@@ -429,7 +429,9 @@ struct Rig : ConsumerRig {
   std::vector<std::unique_ptr<RecordingListener>> listeners;
   std::unique_ptr<MemslotMap> memslots;
 
-  explicit Rig(Fault f, DeviceOptions o = small_options()) : ConsumerRig(with_fault_name(f, o)) {
+  explicit Rig(Fault f, DeviceOptions o = small_options(), uint32_t dma_entry_limit = 65535)
+      : ConsumerRig(with_fault_name(f, o)),
+        container(VfioContainerOptions{.dma_entry_limit = dma_entry_limit}) {
     if (o.dynamic_memslots) {
       memslots = std::make_unique<MemslotMap>(t.dev(), true, 256);
       manager->set_memslots(memslots.get());
@@ -622,6 +624,28 @@ TEST(InvariantCheckerTest, CatchesI7MemslotEndRoundedDown) {
         ASSERT_EQ(r.t.plug(r.t.block(0), 2), RespType::Ack);
       },
       o);
+}
+
+TEST(InvariantCheckerTest, CatchesI5ClipEndNotCapped) {
+  // The request ends inside the section: the faulty clip tells the listener of the section's
+  // blocks up to its end.
+  expect_caught(Fault::ClipEndNotCapped, "I5", [](Rig& r) {
+    r.listener({0, 16 * kBlk});
+    ASSERT_EQ(r.t.plug(r.t.block(3), 2), RespType::Ack);
+  });
+}
+
+TEST(MutantsTest, MappingBudgetOffByOneRefusesASectionThatFitsExactly) {
+  // 16 blocks, plus 512 possible memslots, minus the one this listener stands for: the estimate
+  // is exactly the container's limit, which QEMU accepts.
+  constexpr uint32_t kLimit = 16 + 512 - 1;
+  Rig clean(Fault::None, small_options(), kLimit);
+  EXPECT_TRUE(clean.vfio->region_add({0, 16 * kBlk}).has_value());
+  Rig mutant(Fault::MappingBudgetOffByOne, small_options(), kLimit);
+  EXPECT_FALSE(mutant.vfio->region_add({0, 16 * kBlk}).has_value());
+  // One mapping more than the limit is refused by both.
+  Rig over(Fault::None, small_options(), kLimit - 1);
+  EXPECT_FALSE(over.vfio->region_add({0, 16 * kBlk}).has_value());
 }
 
 // The equivalent mutant: every observation a driver, the host or the checker can make is the

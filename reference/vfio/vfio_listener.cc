@@ -65,7 +65,8 @@ Status VfioMemoryListener::region_add(const Section& s) {
   }
   const uint64_t count = listeners_.size() + 1;
   if (rules::mapping_budget_exceeded(m, mappings, count, options_.max_memslots,
-                                     uint64_t{container_.dma_entry_limit()})) {
+                                     uint64_t{container_.dma_entry_limit()},
+                                     manager_.device().fault())) {
     const std::string message = fmt::format(
         "a virtio-mem section needs up to {} DMA mappings ({} with the {} possible memslots), "
         "more than the container's limit of {}: possibly running out of DMA mappings; increase "
