@@ -519,11 +519,14 @@ ProofResult within_entry_limit(const ProofOptions& o) {
   steps.push_back(z3::ule(sections, limit));
   steps.push_back(z3::ule(mappings, limit));
   z3::solver s = w.solver();
-  return decide_each("listeners_within_entry_limit",
-                     fmt::format("3 VFIO listeners with arbitrary sections in a {}-block region; "
-                                 "every limit and memslot count",
-                                 kBlocks),
-                     s, steps, w.shown, /*chain=*/true);
+  ProofResult r = decide_each("listeners_within_entry_limit",
+                              fmt::format("3 VFIO listeners with arbitrary sections in a "
+                                          "{}-block region; every limit and memslot count",
+                                          kBlocks),
+                              s, steps, w.shown, /*chain=*/true);
+  // A budget that admits too much shows on the first section a container takes.
+  if (r.outcome == Outcome::Failed) r.trace = mapping_budget_trace(o);
+  return r;
 }
 
 enum class MemslotHook { Plug, Unplug, UnplugAll };
@@ -695,6 +698,38 @@ ProofResult memslot_hook(MemslotHook h, const ProofOptions& o) {
 }
 
 }  // namespace
+
+// The budget's counterexample (listener_invariants.h): the first VFIO section of a container.
+std::string mapping_budget_trace(const ProofOptions& o) {
+  z3::context c;
+  Z3Word m(c);
+  DeviceOptions d;
+  d.addr = kTraceAddr;
+  d.block_size = kTraceBlockSize;
+  d.region_size = 64 * d.block_size;
+  d.requested_size = d.region_size;
+  const Expr blocks = m.var("section_blocks"), limit = m.var("entry_limit");
+  constexpr uint64_t kMemslots = 512;
+  z3::solver s = make_solver(c, o);
+  s.add(z3::ult(m.lit(0), blocks) && z3::ule(blocks, m.lit(d.region_size / d.block_size)));
+  s.add(z3::ult(m.lit(0), limit) && z3::ule(limit, m.lit(0xffffffff)));
+  const auto refused = [&](Fault fault) {
+    return rules::mapping_budget_exceeded(m, blocks, m.lit(1), m.lit(kMemslots), limit, fault);
+  };
+  s.add(refused(Fault::None) != refused(o.fault));
+  if (s.check() != z3::sat) return {};
+  const z3::model model = s.get_model();
+  return fmt::format(
+      "vmemtrace 1\n"
+      "# the VFIO mapping budget: a section of {} blocks needs {} + {} - 1 mappings at worst\n"
+      "{}\ninit -> status=0xf\nconsumers vfio=1 entry_limit={} -> ok\n"
+      "vfio add offset=0x0 size={:#x} -> {}\n"
+      "check -> ok consistent\n",
+      u64(model, blocks), u64(model, blocks), kMemslots,
+      format_device_line(d, BackingKind::Null, "none"), u64(model, limit),
+      u64(model, blocks) * d.block_size,
+      model.eval(refused(Fault::None), true).is_true() ? "error" : "ok");
+}
 
 std::vector<Proof> listener_invariant_proofs() {
   std::vector<Proof> proofs = {

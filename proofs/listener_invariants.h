@@ -12,5 +12,11 @@ namespace proofs {
 
 std::vector<Proof> listener_invariant_proofs();
 
+// A counterexample to the VFIO mapping budget that the reference can run: a container whose
+// entry limit (a u32) Z3 picks so that the fault's budget decides otherwise than the fault-free
+// one on its first section, with QEMU's fallback of 512 memslots (what ConsumerSet gives the
+// listener); the trace expects the fault-free answer. Empty when no such limit exists.
+std::string mapping_budget_trace(const ProofOptions& o);
+
 }  // namespace proofs
 VMEM_NAMESPACE_END

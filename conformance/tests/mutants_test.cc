@@ -53,6 +53,8 @@ const std::map<std::string, std::string> kUnobservable = {
     {"memslot-end-rounded-down", "KVM memslots live in the host"},
     {"clip-end-not-capped", "listeners live in the host and the reference target attaches none"},
     {"mapping-budget-off-by-one", "VFIO's mapping budget lives in the host"},
+    {"mapping-budget-ignores-memslots", "VFIO's mapping budget lives in the host"},
+    {"memslot-size-not-block-aligned", "KVM memslots live in the host"},
 };
 
 // The DEV-n and GEN-n IDs in a fault's "expected by" text.

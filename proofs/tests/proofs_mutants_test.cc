@@ -54,20 +54,27 @@ TEST_P(ProofSensitivityTest, MutantIsCaughtWithACounterexample) {
 // The counterexample of a range-check or verdict-table mutant is a trace that replays cleanly
 // on the correct logic and fails on the mutant (decisions D7).
 TEST(ProofCounterexampleTest, DecisionCounterexamplesReplayAsFailingTraces) {
-  for (const Case& c : {Case{"range_check_exact", Fault::RangeEndOffByOne},
-                        Case{"range_check_exact", Fault::RangeNoWrapCheck},
-                        Case{"range_check_exact", Fault::NbBlocksZeroAccepted},
-                        Case{"verdict_order[spec]", Fault::NackBeforeRangeCheck},
-                        Case{"verdict_order[qemu]", Fault::PlugIgnoresBusy},
-                        Case{"verdict_order[spec]", Fault::OverQuotaAnsweredError},
-                        Case{"verdict_order[qemu-7.2]", Fault::OverQuotaAnsweredError},
-                        Case{"verdict_order[spec]", Fault::UnplugAllBusyWhenEmpty},
-                        Case{"usable_region_bounds", Fault::UsableRegionNotRounded},
-                        Case{"usable_region_bounds", Fault::UnplugAllUsableBelowRequested},
-                        Case{"clip_exact", Fault::ClipEndNotCapped},
-                        Case{"mapping_budget_exact", Fault::MappingBudgetOffByOne},
-                        Case{"memslot_indices", Fault::MemslotEndRoundedDown},
-                        Case{"memslot_indices", Fault::MemslotEndRoundedDown}}) {
+  for (const Case& c :
+       {Case{"range_check_exact", Fault::RangeEndOffByOne},
+        Case{"range_check_exact", Fault::RangeNoWrapCheck},
+        Case{"range_check_exact", Fault::NbBlocksZeroAccepted},
+        Case{"verdict_order[spec]", Fault::NackBeforeRangeCheck},
+        Case{"verdict_order[qemu]", Fault::PlugIgnoresBusy},
+        Case{"verdict_order[spec]", Fault::OverQuotaAnsweredError},
+        Case{"verdict_order[qemu-7.2]", Fault::OverQuotaAnsweredError},
+        Case{"verdict_order[spec]", Fault::UnplugAllBusyWhenEmpty},
+        Case{"usable_region_bounds", Fault::UsableRegionNotRounded},
+        Case{"usable_region_bounds", Fault::UnplugAllUsableBelowRequested},
+        Case{"clip_exact", Fault::ClipEndNotCapped},
+        Case{"mapping_budget_exact", Fault::MappingBudgetOffByOne},
+        Case{"memslot_indices", Fault::MemslotEndRoundedDown},
+        Case{"memslot_geometry", Fault::MemslotSizeNotBlockAligned},
+        Case{"mapping_budget_exact", Fault::MappingBudgetIgnoresMemslots},
+        Case{"listeners_within_entry_limit", Fault::MappingBudgetIgnoresMemslots},
+        Case{"memslot_indices", Fault::MemslotEndRoundedDown},
+        Case{"memslot_geometry", Fault::MemslotSizeNotBlockAligned},
+        Case{"mapping_budget_exact", Fault::MappingBudgetIgnoresMemslots},
+        Case{"listeners_within_entry_limit", Fault::MappingBudgetIgnoresMemslots}}) {
     const ProofResult r = run(c.proof, c.fault);
     ASSERT_EQ(r.outcome, Outcome::Failed);
     ASSERT_FALSE(r.trace.empty()) << fault_name(c.fault);

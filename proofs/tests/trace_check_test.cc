@@ -92,9 +92,39 @@ TEST(TraceCheckTest, ReferenceRecordingsAreExplainedInEveryProfile) {
   }
 }
 
+// A region that ends 2 MiB below 2^64 (64 GiB of 2 MiB blocks), where a request from the last
+// block with nb_blocks 65535 wraps around: the one place range-no-wrap-check shows.
+constexpr const char* kTopScenario = R"(vmemtrace 1
+device profile=spec addr=0xffffffefffe00000 region_size=0x1000000000 block_size=0x200000 requested_size=0x1000000000 backing=null
+init
+request plug addr=0xffffffffffa00000 nb=1
+request state addr=0xffffffffffc00000 nb=65535
+request plug addr=0xffffffffffc00000 nb=65535
+config
+request state addr=0xffffffffffa00000 nb=2
+)";
+
+TEST(TraceCheckTest, RecordingAtTheTopOfTheAddressSpaceCatchesTheMissingWrapCheck) {
+  auto t = parse_trace(kTopScenario);
+  ASSERT_TRUE(t.has_value()) << t.error().message;
+  const ReplayReport clean = replay_trace(*t, "none");
+  ASSERT_FALSE(clean.error.has_value()) << *clean.error;
+  const TraceCheck ok = check_trace(clean.recorded);
+  EXPECT_FALSE(ok.unexplained.has_value())
+      << ok.unexplained->op << ": " << ok.unexplained->observed;
+  const ReplayReport mutant = replay_trace(*t, "range-no-wrap-check");
+  ASSERT_FALSE(mutant.error.has_value()) << *mutant.error;
+  const TraceCheck c = check_trace(mutant.recorded);
+  ASSERT_TRUE(c.unexplained.has_value()) << "range-no-wrap-check recording was accepted";
+  EXPECT_EQ(c.unexplained->line, 5) << c.unexplained->op;
+  std::cout << "range-no-wrap-check: line " << c.unexplained->line << " `" << c.unexplained->op
+            << "`: observed " << c.unexplained->observed << ", allowed " << c.unexplained->allowed
+            << "\n";
+}
+
 // The transition mutants (those that change a verdict, a bitmap word or a size; the same list
-// as reference/tests/block_state_test.cc, less range-no-wrap-check, which needs a region at the
-// top of the address space).
+// as reference/tests/block_state_test.cc, less range-no-wrap-check, which the scenario above
+// reaches: it needs a region at the top of the address space).
 class TraceCheckMutantTest : public ::testing::TestWithParam<Fault> {};
 
 TEST_P(TraceCheckMutantTest, RecordingFromTheMutantIsRejected) {

@@ -185,6 +185,11 @@ void InvariantChecker::check_vfio(const VfioMemoryListener& vfio, uint64_t first
 void InvariantChecker::check_memslots(uint64_t first, uint64_t end,
                                       std::vector<Violation>& out) const {
   const uint64_t bs = device_.options().block_size;
+  // A block split between two memslots could be mapped in one and not the other.
+  if (memslots_->count() > 1 && memslots_->memslot_size() % bs != 0) {
+    out.push_back({"I4 sizes are block-aligned", "memslot_size",
+                   fmt::format("memslot_size={:#x}; {}", memslots_->memslot_size(), describe())});
+  }
   for (uint64_t i = 0; i < memslots_->count(); ++i) {
     const Section s = memslots_->section_of(i);
     if (s.end() / bs <= first || s.offset / bs >= end) continue;

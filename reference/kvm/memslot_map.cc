@@ -29,7 +29,7 @@ MemslotMap::MemslotMap(const VirtioMemDevice& device, bool dynamic, uint64_t lim
     : device_(device), dynamic_(dynamic) {
   const uint64_t region = device.options().region_size;
   const auto g = rules::decide_memslots(U64{}, region, device.options().block_size,
-                                        dynamic ? limit : uint64_t{1});
+                                        dynamic ? limit : uint64_t{1}, device.fault());
   memslot_size_ = g.size;
   const bool empty = region == 0;
   active_.assign(empty ? 0 : g.count, false);

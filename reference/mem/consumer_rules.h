@@ -67,8 +67,11 @@ typename M::Bool mapping_budget_exceeded(const M& m, typename M::Word listener_m
   // subtraction goes first; only a true sum past 2^64 can overflow, and that exceeds any limit.
   const auto base = m.select(m.ult(listener_mappings, listener_count), m.lit(0),
                              m.sub(listener_mappings, listener_count));
-  const auto overflow = m.add_overflows(base, max_memslots);
-  const auto estimate = m.add(base, max_memslots);
+  // The mutant counts the listeners' mappings alone.
+  const auto memslots =
+      faulty(fault, Fault::MappingBudgetIgnoresMemslots) ? m.lit(0) : max_memslots;
+  const auto overflow = m.add_overflows(base, memslots);
+  const auto estimate = m.add(base, memslots);
   const auto known = m.negate(m.eq(dma_max_mappings, m.lit(0)));
   const auto over = faulty(fault, Fault::MappingBudgetOffByOne) ? m.ule(dma_max_mappings, estimate)
                                                                 : m.ult(dma_max_mappings, estimate);
@@ -102,13 +105,17 @@ typename M::Word memslot_count(const M& m, typename M::Word region_size,
 
 template <WordModel M>
 MemslotGeometry<M> decide_memslots(const M& m, typename M::Word region_size,
-                                   typename M::Word block_size, typename M::Word limit) {
+                                   typename M::Word block_size, typename M::Word limit,
+                                   Fault fault = Fault::None) {
   const auto single = m.ule(limit, m.lit(1));
   const auto safe_limit = m.select(single, m.lit(1), limit);
   const auto mask = m.sub(block_size, m.lit(1));
   const auto per = m.udiv(region_size, safe_limit);
-  const auto per_aligned = m.select(m.eq(m.bit_and(per, mask), m.lit(0)), per,
-                                    m.add(m.bit_and(per, m.bit_not(mask)), block_size));
+  // The mutant leaves the share unrounded.
+  const auto per_aligned = faulty(fault, Fault::MemslotSizeNotBlockAligned)
+                               ? per
+                               : m.select(m.eq(m.bit_and(per, mask), m.lit(0)), per,
+                                          m.add(m.bit_and(per, m.bit_not(mask)), block_size));
   const auto min_size =
       m.select(m.ult(block_size, m.lit(kMinMemslotSize)), m.lit(kMinMemslotSize), block_size);
   const auto size = m.select(m.ult(per_aligned, min_size), min_size, per_aligned);

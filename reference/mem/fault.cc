@@ -126,6 +126,14 @@ constexpr std::array kCatalog = {
               "the VFIO mapping budget refuses an estimate equal to the container's limit ('>=' "
               "for '>'): a section that fits exactly is refused",
               "the VFIO mapping budget (QEMU a74317f636)"},
+    FaultInfo{Fault::MappingBudgetIgnoresMemslots, "mapping-budget-ignores-memslots",
+              "the VFIO mapping budget leaves out the memslots that may still appear as mappings "
+              "of their own: a section is admitted whose mappings can exceed the limit",
+              "the VFIO mapping budget; mappings within the container's limit"},
+    FaultInfo{Fault::MemslotSizeNotBlockAligned, "memslot-size-not-block-aligned",
+              "the dynamic-memslot size is region_size / limit, not rounded up to the block size: "
+              "a block straddles two memslots",
+              "invariants I4, I7"},
     FaultInfo{Fault::UnknownTypeAnsweredError, "unknown-type-answered-error",
               "an unknown request type is answered with ERROR instead of DEVICE_NEEDS_RESET "
               "(cloud-hypervisor, 97e16f249)",

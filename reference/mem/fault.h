@@ -59,6 +59,8 @@ enum class Fault : uint8_t {
   MemslotEndRoundedDown,
   ClipEndNotCapped,
   MappingBudgetOffByOne,
+  MappingBudgetIgnoresMemslots,
+  MemslotSizeNotBlockAligned,
   UnknownTypeAnsweredError,
   UnplugAllBusyWhenEmpty,
   OverQuotaAnsweredError,

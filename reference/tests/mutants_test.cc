@@ -411,6 +411,40 @@ config
   EXPECT_EQ(stale.mismatch->line, 9);
 }
 
+// Two memslots over 191 blocks of 16 MiB: QEMU's share, half the region, is 95.5 blocks, so the
+// fault-free size rounds up to 96 blocks (0x60000000) and the mutant keeps a size that splits a
+// block between the memslots.
+TEST(MutantsTest, MemslotSizeNotBlockAlignedSplitsABlock) {
+  auto t = parse_trace(R"(vmemtrace 1
+device addr=0x100000000 region_size=0xbf000000 block_size=0x1000000 requested_size=0xbf000000 ui=on memslots=1
+init
+consumers memslots=2 -> ok
+request plug addr=0x15f000000 nb=1 -> ack
+check -> ok consistent
+)");
+  ASSERT_TRUE(t.has_value()) << t.error().message;
+  EXPECT_TRUE(replay_trace(*t).ok());
+  const ReplayReport mutant = replay_trace(*t, "memslot-size-not-block-aligned");
+  ASSERT_TRUE(mutant.mismatch);
+  EXPECT_NE(mutant.mismatch->observed.find("I4"), std::string::npos) << mutant.mismatch->observed;
+}
+
+// A section of 16 blocks with QEMU's 512 memslots needs up to 16 + 512 - 1 mappings: a limit of
+// 383 refuses it, unless the budget forgets the memslots.
+TEST(MutantsTest, MappingBudgetIgnoresMemslotsAdmitsTooMuch) {
+  auto t = parse_trace(R"(vmemtrace 1
+device addr=0x100000000 region_size=0x8000000 block_size=0x200000 requested_size=0x8000000
+init
+consumers vfio=1 entry_limit=383 -> ok
+vfio add offset=0x0 size=0x2000000 -> error
+)");
+  ASSERT_TRUE(t.has_value()) << t.error().message;
+  EXPECT_TRUE(replay_trace(*t).ok());
+  const ReplayReport mutant = replay_trace(*t, "mapping-budget-ignores-memslots");
+  ASSERT_TRUE(mutant.mismatch);
+  EXPECT_EQ(mutant.mismatch->line, 5);
+}
+
 }  // namespace
 }  // namespace vmem::testing
 
