@@ -207,11 +207,7 @@ std::string plug_line(uint64_t first, uint64_t end, bool ok) {
 }
 
 std::string trace_head(const std::string& name, Kind kind, const z3::model& model, const World& w) {
-  DeviceOptions o;
-  o.addr = kTraceAddr;
-  o.block_size = kTraceBlockSize;
-  o.region_size = kBlocks * kTraceBlockSize;
-  o.requested_size = o.region_size;
+  const DeviceOptions o = consumer_trace_device(kBlocks);
   std::string text = fmt::format(
       "vmemtrace 1\n# counterexample to {}\n{}\ninit -> status=0xf\nconsumers vfio={} -> ok\n",
       name, format_device_line(o, BackingKind::Null, "none"), kind == Kind::Vfio ? 1 : 0);
@@ -648,13 +644,7 @@ ProofResult memslot_hook(MemslotHook h, const ProofOptions& o) {
         s.add(!e);
       if (s.check() == z3::sat) {
         const z3::model model = s.get_model();
-        DeviceOptions d;
-        d.addr = 4ULL << 30;
-        d.block_size = kTraceMemslotBlockSize;
-        d.region_size = u64(model, view.region) * d.block_size;
-        d.requested_size = d.region_size;
-        d.dynamic_memslots = true;
-        d.unplugged_inaccessible = Tristate::On;
+        const DeviceOptions d = memslot_trace_device(u64(model, view.region));
         std::string text = fmt::format(
             "vmemtrace 1\n# counterexample to {}\n{}\ninit -> status=0xf\nconsumers "
             "memslots={} -> ok\nlistener add W offset=0x0 size={:#x} -> ok\n",
@@ -699,22 +689,38 @@ ProofResult memslot_hook(MemslotHook h, const ProofOptions& o) {
 
 }  // namespace
 
+DeviceOptions consumer_trace_device(uint64_t blocks) {
+  DeviceOptions d;
+  d.addr = kTraceAddr;
+  d.block_size = kTraceBlockSize;
+  d.region_size = blocks * d.block_size;
+  d.requested_size = d.region_size;
+  return d;
+}
+
+DeviceOptions memslot_trace_device(uint64_t blocks) {
+  DeviceOptions d;
+  d.addr = kTraceAddr;
+  d.block_size = kTraceMemslotBlockSize;
+  d.region_size = blocks * d.block_size;
+  d.requested_size = d.region_size;
+  d.dynamic_memslots = true;
+  d.unplugged_inaccessible = Tristate::On;
+  return d;
+}
+
 // The budget's counterexample (listener_invariants.h): the first VFIO section of a container.
 std::string mapping_budget_trace(const ProofOptions& o) {
   z3::context c;
   Z3Word m(c);
-  DeviceOptions d;
-  d.addr = kTraceAddr;
-  d.block_size = kTraceBlockSize;
-  d.region_size = 64 * d.block_size;
-  d.requested_size = d.region_size;
+  const DeviceOptions d = consumer_trace_device(64);
   const Expr blocks = m.var("section_blocks"), limit = m.var("entry_limit");
-  constexpr uint64_t kMemslots = 512;
+  constexpr uint64_t kQemuMemslots = 512;  // QEMU's fallback, what ConsumerSet gives VFIO
   z3::solver s = make_solver(c, o);
   s.add(z3::ult(m.lit(0), blocks) && z3::ule(blocks, m.lit(d.region_size / d.block_size)));
   s.add(z3::ult(m.lit(0), limit) && z3::ule(limit, m.lit(0xffffffff)));
   const auto refused = [&](Fault fault) {
-    return rules::mapping_budget_exceeded(m, blocks, m.lit(1), m.lit(kMemslots), limit, fault);
+    return rules::mapping_budget_exceeded(m, blocks, m.lit(1), m.lit(kQemuMemslots), limit, fault);
   };
   s.add(refused(Fault::None) != refused(o.fault));
   if (s.check() != z3::sat) return {};
@@ -725,7 +731,7 @@ std::string mapping_budget_trace(const ProofOptions& o) {
       "{}\ninit -> status=0xf\nconsumers vfio=1 entry_limit={} -> ok\n"
       "vfio add offset=0x0 size={:#x} -> {}\n"
       "check -> ok consistent\n",
-      u64(model, blocks), u64(model, blocks), kMemslots,
+      u64(model, blocks), u64(model, blocks), kQemuMemslots,
       format_device_line(d, BackingKind::Null, "none"), u64(model, limit),
       u64(model, blocks) * d.block_size,
       model.eval(refused(Fault::None), true).is_true() ? "error" : "ok");

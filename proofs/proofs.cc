@@ -275,30 +275,6 @@ ProofResult usable_region_bounds(const ProofOptions& o) {
   return r;
 }
 
-// The consumers' counterexamples run on a device of 64 blocks of 2 MiB at 4 GiB whose whole
-// region may be plugged (VFIO needs blocks of at least a page).
-DeviceOptions consumer_trace_device() {
-  DeviceOptions d;
-  d.addr = 4ULL << 30;
-  d.block_size = 2ULL << 20;
-  d.region_size = 64 * d.block_size;
-  d.requested_size = d.region_size;
-  return d;
-}
-
-// The memslot counterexamples run on dynamic memslots over `blocks` blocks of 16 MiB at 4 GiB:
-// with two memslots, QEMU's 1 GiB minimum is 64 blocks (the memslots_kept traces use the same).
-DeviceOptions memslot_trace_device(uint64_t blocks) {
-  DeviceOptions d;
-  d.addr = 4ULL << 30;
-  d.block_size = 16ULL << 20;
-  d.region_size = blocks * d.block_size;
-  d.requested_size = d.region_size;
-  d.dynamic_memslots = true;
-  d.unplugged_inaccessible = Tristate::On;
-  return d;
-}
-
 // A counterexample to clip_exact that the reference can run: a recording listener on a section
 // and a PLUG that overlaps it, where the fault's clip of the section against the request (as the
 // discard manager calls it) tells the listener of other blocks than the fault-free clip. The
@@ -307,7 +283,7 @@ DeviceOptions memslot_trace_device(uint64_t blocks) {
 std::string clip_trace(const ProofOptions& o) {
   z3::context c;
   Z3Word m(c);
-  const DeviceOptions d = consumer_trace_device();
+  const DeviceOptions d = consumer_trace_device(64);
   const uint64_t blocks = d.region_size / d.block_size;
   const Expr sf = m.var("section_first"), se = m.var("section_end"), f = m.var("first"),
              e = m.var("end");
