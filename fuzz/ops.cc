@@ -76,7 +76,11 @@ constexpr Geometry kGeometries[] = {
     {2ULL << 20, 64ULL << 20}, {2ULL << 20, 1ULL << 30}, {1ULL << 30, 8ULL << 30},
     {4096, 16ULL << 20},       {2ULL << 20, 1ULL << 40},
 };
+// The device is driven through process(), so it needs no guest RAM for rings; mapping and
+// unmapping 64 MiB for every input would cost more than most inputs.
+constexpr uint64_t kNoRam = 0;
 constexpr std::size_t kMaxListeners = 3;
+constexpr unsigned kMaxMigrations = 4;
 constexpr std::size_t kMaxVfioSections = 3;
 
 // A device and its host side. Declaration order: the consumers go before the device.
@@ -85,6 +89,7 @@ struct Rig {
   std::unique_ptr<ConsumerSet> consumers;
   std::vector<Section> vfio_sections;
   unsigned next_listener = 0;
+  unsigned migrations = 0;
 
   VirtioMemDevice& device() { return *machine->device; }
 };
@@ -168,7 +173,7 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
   o.requested_size = (in.take<uint16_t>() % (g.region_size / g.block_size + 1)) * g.block_size;
   const ConsumerOptions co = consumer_options(in.take<uint8_t>(), o);
   if (const char* f = env("VMEM_FUZZ_FAULT")) o.fault = f;
-  auto made = Machine::create(o, BackingKind::Null);
+  auto made = Machine::create(o, BackingKind::Null, kNoRam);
   if (!made.has_value()) {
     if (!o.fault.empty())
       fail(trace, "cannot build the device with the fault", made.error().message);
@@ -238,13 +243,7 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
         // the host's business; what the device makes of it is the spec's.
         const bool refused = cs.populate_refusals() != refusals;
         const model::Answer want = m.request(r.type, r.addr, r.nb_blocks, refused);
-        const std::string want_state =
-            want.type == VIRTIO_MEM_RESP_ACK && r.type == VIRTIO_MEM_REQ_STATE
-                ? " state=" + fuzz::trace_word(to_string(static_cast<BlockState>(want.state)))
-                : "";
-        trace.line("request {} addr={:#x} nb={} -> {}{}", request_type_name(r.type), r.addr,
-                   r.nb_blocks, fuzz::trace_word(to_string(static_cast<RespType>(want.type))),
-                   want_state);
+        trace.request(r.type, r.addr, r.nb_blocks, want.type, want.state);
         if (verbose()) {
           // A refusal rolls back every listener populated before the refuser.
           unsigned rolled_back = 0;
@@ -322,7 +321,12 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
       case 9: {  // migration: save, maybe corrupt, load into a fresh device with its consumers
         // Not on the 1 TiB region: its 64 KiB bitmap, traced compare by compare, would slow the
         // whole target down a hundredfold (migration_stream covers the loader on its own).
-        if (g.region_size / g.block_size > (1U << 18)) break;
+        // And at most kMaxMigrations per input: a migration costs as much as dozens of requests,
+        // and libFuzzer's hit-count buckets reward inputs that repeat one (they had come to
+        // hold as many migrations as requests), while a chain of them reaches nothing one does
+        // not.
+        if (g.region_size / g.block_size > (1U << 18) || rig.migrations == kMaxMigrations) break;
+        ++rig.migrations;
         std::vector<uint8_t> stream = rig.device().save();
         const bool corrupt = (op & 0x10) != 0 && !stream.empty();
         size_t at = 0;
@@ -332,7 +336,7 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
           flip = static_cast<uint8_t>(in.take<uint8_t>() | 1);
           stream[at] ^= flip;
         }
-        auto dest = Machine::create(rig.device().options(), BackingKind::Null);
+        auto dest = Machine::create(rig.device().options(), BackingKind::Null, kNoRam);
         if (!dest.has_value()) fail(trace, "cannot build the destination", dest.error().message);
         auto dest_consumers = cs.replicate(*(*dest)->device);
         if (!dest_consumers.has_value())
@@ -424,12 +428,7 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
           const uint64_t addr = c.addr + b * c.block_size;
           const Response got = rig.device().process({VIRTIO_MEM_REQ_STATE, {}, addr, n, {}});
           const model::Answer want = m.request(VIRTIO_MEM_REQ_STATE, addr, n);
-          trace.line(
-              "request state addr={:#x} nb={} -> {}{}", addr, n,
-              fuzz::trace_word(to_string(static_cast<RespType>(want.type))),
-              want.type == VIRTIO_MEM_RESP_ACK
-                  ? " state=" + fuzz::trace_word(to_string(static_cast<BlockState>(want.state)))
-                  : "");
+          trace.request(VIRTIO_MEM_REQ_STATE, addr, n, want.type, want.state);
           if (static_cast<uint16_t>(got.type) != want.type ||
               (want.type == VIRTIO_MEM_RESP_ACK && static_cast<uint16_t>(got.state) != want.state))
             fail(trace, "a STATE sweep differs from the model");

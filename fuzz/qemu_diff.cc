@@ -120,10 +120,7 @@ class Diff {
       finding("QEMU failed", fmt::format("{}: {}", request_type_name(type), qa.error().message));
     if (!ra.has_value()) finding("the reference failed", ra.error().message);
     const bool state = type == VIRTIO_MEM_REQ_STATE && qa->type == VIRTIO_MEM_RESP_ACK;
-    trace_.line(
-        "request {} addr={:#x} nb={} -> {}{}", request_type_name(type), addr, nb,
-        fuzz::trace_word(to_string(static_cast<RespType>(qa->type))),
-        state ? " state=" + fuzz::trace_word(to_string(static_cast<BlockState>(qa->state))) : "");
+    trace_.request(type, addr, nb, qa->type, qa->state);
     if (std::getenv("VMEM_FUZZ_VERBOSE") != nullptr)
       std::fprintf(stderr, "qemu_diff: %s %#llx+%u -> %u/%u\n", request_type_name(type),
                    static_cast<unsigned long long>(addr), nb, qa->type, qa->state);

@@ -91,13 +91,15 @@ void BlockBitmap::update_summary(uint64_t first_word, uint64_t count) {
   }
 }
 
-uint64_t BlockBitmap::next_nonzero_word(uint64_t from) const {
-  while (from < words_.size()) {
+uint64_t BlockBitmap::next_nonzero_word(uint64_t from, uint64_t limit) const {
+  limit = std::min<uint64_t>(limit, words_.size());
+  while (from < limit) {
     const uint64_t s = summary_[from / 64] & (~uint64_t{0} << (from % 64));
-    if (s != 0) return (from / 64) * 64 + static_cast<uint64_t>(std::countr_zero(s));
+    if (s != 0)
+      return std::min(limit, (from / 64) * 64 + static_cast<uint64_t>(std::countr_zero(s)));
     from = (from / 64 + 1) * 64;
   }
-  return words_.size();
+  return limit;
 }
 
 void BlockBitmap::set_range_plugged(uint64_t first, uint64_t n) {
@@ -108,7 +110,8 @@ void BlockBitmap::set_range_unplugged(uint64_t first, uint64_t n) {
 }
 
 void BlockBitmap::clear_all() {
-  for (uint64_t w = next_nonzero_word(0); w < words_.size(); w = next_nonzero_word(w + 1)) {
+  for (uint64_t w = next_nonzero_word(0, words_.size()); w < words_.size();
+       w = next_nonzero_word(w + 1, words_.size())) {
     words_[w] = 0;
   }
   std::fill(summary_.begin(), summary_.end(), 0);
@@ -127,9 +130,11 @@ uint64_t BlockBitmap::find_last_plugged() const {
 uint64_t BlockBitmap::find_next(bool plugged, uint64_t from, uint64_t end) const {
   while (from < end) {
     if (plugged && words_[from / 64] == 0) {
-      // Skip empty words through the summary.
-      const uint64_t w = next_nonzero_word(from / 64 + 1);
-      if (w >= words_.size()) return end;
+      // Skip empty words through the summary, up to the word that holds `end` only: a search
+      // in one memslot of a large region must not walk the summary to the region's end.
+      const uint64_t end_word = (end + 63) / 64;
+      const uint64_t w = next_nonzero_word(from / 64 + 1, end_word);
+      if (w >= end_word) return end;
       from = w * 64;
       continue;
     }

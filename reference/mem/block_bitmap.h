@@ -65,7 +65,8 @@ class BlockBitmap {
  private:
   void set_range(uint64_t first, uint64_t n, bool plugged);
   void update_summary(uint64_t first_word, uint64_t count);
-  uint64_t next_nonzero_word(uint64_t from) const;
+  // The first non-zero word in [from, limit), or `limit` (at most the number of words).
+  uint64_t next_nonzero_word(uint64_t from, uint64_t limit) const;
 
   uint64_t nb_blocks_;
   uint64_t count_ = 0;

@@ -3,14 +3,16 @@
 VMEM_NAMESPACE_BEGIN
 
 Result<std::unique_ptr<Machine>> Machine::create(const DeviceOptions& options,
-                                                 BackingKind device_backing) {
+                                                 BackingKind device_backing, uint64_t ram_size) {
   VMEM_TRY(validate(options));
   auto m = std::make_unique<Machine>();
-  auto ram = Backing::create(BackingKind::Anonymous, kRamSize);
-  if (!ram.has_value()) return unexpected(ram.error());
-  auto ram_region = m->mem.add_region("ram", kRamBase, std::move(*ram));
-  if (!ram_region.has_value()) return unexpected(ram_region.error());
-  m->ram = *ram_region;
+  if (ram_size != 0) {
+    auto ram = Backing::create(BackingKind::Anonymous, ram_size);
+    if (!ram.has_value()) return unexpected(ram.error());
+    auto ram_region = m->mem.add_region("ram", kRamBase, std::move(*ram));
+    if (!ram_region.has_value()) return unexpected(ram_region.error());
+    m->ram = *ram_region;
+  }
 
   Backing* region = &m->empty_region;
   if (options.region_size != 0) {

@@ -56,6 +56,9 @@ TEST(BlockBitmapTest, ClearAllOnLargeSparseBitmap) {
   b.clear_all();
   EXPECT_EQ(b.count(), 0u);
   EXPECT_EQ(b.find_next(true, 0, b.size()), b.size());
+  b.set_range_plugged((1ULL << 28) - 1, 1);
+  EXPECT_EQ(b.find_next(true, 0, 1ULL << 20), 1ULL << 20);
+  EXPECT_EQ(b.find_next(true, 1ULL << 20, b.size()), (1ULL << 28) - 1);
 }
 
 TEST(BlockBitmapTest, FromWordsRejectsWrongLengthAndTailBits) {
@@ -97,6 +100,10 @@ TEST(BlockBitmapTest, RandomUpdatesMatchANaiveModel) {
     while (next < n && !model[next])
       ++next;
     ASSERT_EQ(b.find_next(true, probe, n), next);
+    // A search bounded short of the end (one memslot of a region) stops at its bound, however
+    // many empty words lie before a plugged block past it.
+    const uint64_t end = probe + rng() % (n - probe + 1);
+    ASSERT_EQ(b.find_next(true, probe, end), std::min(next, end));
   }
   uint64_t count = 0;
   std::vector<bool> rebuilt(n, false);
