@@ -3,6 +3,7 @@
 // writes reports that say the same thing in every format.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -324,6 +325,26 @@ TEST(HostileTargetTest, MissingCapabilitiesAreSkipsWithTheReason) {
               why.find("refused populate") != std::string::npos)
       << why;
   EXPECT_FALSE(r.has(Outcome::Fail)) << summary(r);
+}
+
+// A device may NACK the refused PLUG before it populates (here: the PLUG goes past a small
+// requested_size), so the host's refusal is still armed: the retry would meet it, and
+// `populate-refused` must not blame the device for that (DEV-29).
+TEST(HostileTargetTest, ARefusalTheDeviceNeverMetIsNotBlamedOnTheRetry) {
+  struct SmallRequest : Hostile {
+    Result<MachineLayout> start(const DeviceSetup& s) override {
+      DeviceSetup small = s;
+      small.requested_size = 4 * s.block_size;  // the check plugs 2 blocks, then asks for 4
+      return Hostile::start(small);
+    }
+  } t;
+  const Report r = run(t, {"populate-refused"});
+  EXPECT_FALSE(r.has(Outcome::Fail)) << summary(r);
+  const std::vector<Verdict>& dev29 = r.find("DEV-29")->verdicts;
+  EXPECT_TRUE(std::any_of(dev29.begin(), dev29.end(), [](const Verdict& v) {
+    return v.outcome == Outcome::Info &&
+           v.evidence.find("the retry is not judged") != std::string::npos;
+  })) << summary(r);
 }
 
 // --- Reports ----------------------------------------------------------------------------
