@@ -26,7 +26,7 @@ class TraceLog {
   }
   // A guest request and the answer it must get (the state only for an ACKed STATE). The one
   // spelling of a `request` line for the fuzz targets; nothing is formatted when tracing is off,
-  // which matters to `ops`, where a request costs a few microseconds.
+  // which matters to `ops` and its thousands of requests a second.
   void request(uint16_t type, uint64_t addr, uint16_t nb_blocks, uint16_t resp, uint16_t state) {
     if (!on()) return;
     const bool with_state = type == VIRTIO_MEM_REQ_STATE && resp == VIRTIO_MEM_RESP_ACK;

@@ -109,7 +109,8 @@ void InvariantChecker::check_view(const RecordingListener& l, const Section& s, 
     return;  // one report per listener is enough to act on
   }
   // Nothing outside the section may be populated. Searched through the view's summary rather
-  // than counted: sections span much of the region, and this runs after every fuzz operation.
+  // than counted: sections span much of the region, and incremental checks run this after
+  // every operation.
   const uint64_t s_first = s.offset / bs;
   const uint64_t s_end = s.end() / bs;
   const bool populated_outside = view.find_next(true, 0, s_first) != s_first ||
@@ -198,8 +199,8 @@ void InvariantChecker::check_memslots(uint64_t first, uint64_t end,
   for (uint64_t i = 0; i < memslots_->count(); ++i) {
     const Section s = memslots_->section_of(i);
     if (s.end() / bs <= first || s.offset / bs >= end) continue;
-    // Through the bitmap's summary: a memslot can span the whole region, and this runs after
-    // every operation of the ops fuzzer.
+    // Searched through the bitmap's summary: a memslot can span the whole region, and
+    // incremental checks run this after every operation.
     const bool holds =
         device_.bitmap().find_next(true, s.offset / bs, s.end() / bs) != s.end() / bs;
     // Without dynamic memslots (a single memslot is never dynamic) the region stays mapped for
