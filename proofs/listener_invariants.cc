@@ -687,23 +687,24 @@ ProofResult memslot_hook(MemslotHook h, const ProofOptions& o) {
   return r;
 }
 
-}  // namespace
-
-DeviceOptions consumer_trace_device(uint64_t blocks) {
+// A counterexample's device: `blocks` blocks at kTraceAddr, all requested.
+DeviceOptions trace_device(uint64_t blocks, uint64_t block_size) {
   DeviceOptions d;
   d.addr = kTraceAddr;
-  d.block_size = kTraceBlockSize;
-  d.region_size = blocks * d.block_size;
+  d.block_size = block_size;
+  d.region_size = blocks * block_size;
   d.requested_size = d.region_size;
   return d;
 }
 
+}  // namespace
+
+DeviceOptions consumer_trace_device(uint64_t blocks) {
+  return trace_device(blocks, kTraceBlockSize);
+}
+
 DeviceOptions memslot_trace_device(uint64_t blocks) {
-  DeviceOptions d;
-  d.addr = kTraceAddr;
-  d.block_size = kTraceMemslotBlockSize;
-  d.region_size = blocks * d.block_size;
-  d.requested_size = d.region_size;
+  DeviceOptions d = trace_device(blocks, kTraceMemslotBlockSize);
   d.dynamic_memslots = true;
   d.unplugged_inaccessible = Tristate::On;
   return d;
