@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "conformance/suite/checks.h"
@@ -160,10 +161,12 @@ class OpsInput {
     return *this;
   }
   // A request at any address with any count: pick_addr's and pick_nb's "anything" choices.
-  OpsInput& request_at(uint16_t type, uint64_t addr, uint16_t nb) {
-    bytes_.push_back(static_cast<uint8_t>(type << 4));
-    bytes_.push_back(6);  // pick_addr: any address
-    u16(0);               // the block offset, unused by that choice
+  // At an absolute address; with `refused`, the host refuses the next populate from here on.
+  OpsInput& request_at(uint16_t type, uint64_t addr, uint16_t nb, bool refused = false) {
+    bytes_.push_back(static_cast<uint8_t>(type << 4 | (refused ? 0x40 : 0)));
+    if (refused) bytes_.push_back(0);  // by the tap in front of every consumer
+    bytes_.push_back(6);               // pick_addr: any address
+    u16(0);                            // the block offset, unused by that choice
     u64(addr);
     bytes_.push_back(5);  // pick_nb: any count, shifted by 0
     u16(nb);
@@ -240,11 +243,17 @@ std::optional<std::vector<uint8_t>> ops_from_recording(const Trace& t) {
   for (std::size_t i = 0; i < t.ops.size(); ++i) {
     if (t.ops[i].verb == "config") end = i;
   }
+  // A refusal the host arms stays armed until a populate meets it, in the recording as in ops,
+  // so it goes with the next request whatever that is.
+  bool refusal_armed = false;
   for (std::size_t i = 0; i < end; ++i) {
     const TraceOp& op = t.ops[i];
     const std::string what = op.args.empty() ? "" : op.args[0];
     if (op.verb == "request" && types.contains(what)) {
-      in.request_at(types.at(what), number(op, "addr"), static_cast<uint16_t>(number(op, "nb")));
+      in.request_at(types.at(what), number(op, "addr"), static_cast<uint16_t>(number(op, "nb")),
+                    std::exchange(refusal_armed, false));
+    } else if (op.verb == "host" && what == "refuse_populate") {
+      refusal_armed = true;
     } else if (op.verb == "host" && what == "resize" && op.args.size() == 2) {
       in.resize_to(parse_trace_number(op.args[1]).value_or(0), kBlock, kRegion / kBlock);
     } else if (op.verb == "host" && what == "system_reset") {
@@ -318,11 +327,13 @@ std::vector<uint8_t> ops_consumers_scenario(uint8_t setup, uint8_t consumers) {
   return in.bytes();
 }
 
-// Dynamic memslots on 8 GiB of 1 GiB blocks, 8 memslots: one block per memslot, so every plug
-// maps memslots, every unplug unmaps them, and VFIO follows.
-std::vector<uint8_t> ops_memslots_scenario(uint8_t setup) {
-  constexpr uint8_t kEightMemslots = 3 | 2 << 3;
-  return OpsInput(setup, 6, kEightMemslots)
+// Dynamic memslots on 1 GiB blocks: on 8 GiB with 8 memslots, one block per memslot, so every
+// plug maps memslots, every unplug unmaps them, and VFIO follows; on 6 GiB with 4 memslots, the
+// region's share (1.5 GiB) is rounded up to whole blocks, 3 memslots of 2 blocks.
+constexpr uint8_t kFourMemslots = 3 | 1 << 3;
+constexpr uint8_t kEightMemslots = 3 | 2 << 3;
+std::vector<uint8_t> ops_memslots_scenario(uint8_t setup, uint8_t consumers = kEightMemslots) {
+  return OpsInput(setup, 6, consumers)
       .listener(1, 5)                                           // l0: memslots 1..5
       .request(VIRTIO_MEM_REQ_PLUG, 3, kTwo)                    // maps memslots 3 and 4
       .refused_by_vfio(VIRTIO_MEM_REQ_PLUG, 0, kOne, 1)         // memslot 0's mapping fails
@@ -469,7 +480,8 @@ int main(int argc, char** argv) {
   }
   // Setup 0 (spec, 64 MiB of 2 MiB blocks) and 2 (qemu-7.2): listeners only, VFIO on sections,
   // a 256-entry DMA limit, and dynamic memslots on a region that gets a single one; then
-  // dynamic memslots that are dynamic, on 8 GiB (setups 6 and 7: spec and qemu).
+  // dynamic memslots that are dynamic, on 8 GiB (setups 6 and 7: spec and qemu), and on 6 GiB where
+  // the memslot size is rounded up to whole blocks (setup 15: spec).
   for (auto [name, setup, consumers] :
        {std::tuple{"consumers-listeners-spec", 0, 1}, std::tuple{"consumers-vfio-spec", 0, 2},
         std::tuple{"consumers-vfio-qemu-7.2", 2, 2 | 4},
@@ -479,6 +491,7 @@ int main(int argc, char** argv) {
   }
   write(ops, "consumers-memslots-spec", ops_memslots_scenario(6));
   write(ops, "consumers-memslots-qemu", ops_memslots_scenario(7));
+  write(ops, "consumers-memslots-6GiB-spec", ops_memslots_scenario(15, kFourMemslots));
   // And each conformance check's request sequence, recorded against the reference, so the
   // fuzzer also starts where the suite's checks go (boundaries, busy windows, resets).
   {
