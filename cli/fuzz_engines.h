@@ -17,9 +17,9 @@ namespace vmem::cli {
 // What the engine reports as it runs (the figures of its status lines or stats files).
 struct Stats {
   uint64_t execs = 0;
-  uint64_t exec_per_s = 0;
-  uint64_t coverage = 0;  // libFuzzer: cov (edges); AFL++: edges_found
-  uint64_t features = 0;  // libFuzzer only
+  uint64_t exec_per_s = 0;  // libFuzzer's fork mode: the last finished job's own average
+  uint64_t coverage = 0;    // libFuzzer: cov (edges); AFL++: edges_found
+  uint64_t features = 0;    // libFuzzer only
   uint64_t corpus = 0;
   uint64_t findings = 0;  // crash files so far
 };
