@@ -160,8 +160,8 @@ class OpsInput {
     bytes_.push_back(index);
     return *this;
   }
-  // A request at any address with any count: pick_addr's and pick_nb's "anything" choices.
-  // At an absolute address; with `refused`, the host refuses the next populate from here on.
+  // A request at any address with any count: pick_addr's and pick_nb's "anything" choices. With
+  // `refused`, the host refuses the next populate from this request on.
   OpsInput& request_at(uint16_t type, uint64_t addr, uint16_t nb, bool refused = false) {
     bytes_.push_back(static_cast<uint8_t>(type << 4 | (refused ? 0x40 : 0)));
     if (refused) bytes_.push_back(0);  // by the tap in front of every consumer
@@ -480,8 +480,8 @@ int main(int argc, char** argv) {
   }
   // Setup 0 (spec, 64 MiB of 2 MiB blocks) and 2 (qemu-7.2): listeners only, VFIO on sections,
   // a 256-entry DMA limit, and dynamic memslots on a region that gets a single one; then
-  // dynamic memslots that are dynamic, on 8 GiB (setups 6 and 7: spec and qemu), and on 6 GiB where
-  // the memslot size is rounded up to whole blocks (setup 15: spec).
+  // dynamic memslots that are dynamic, on 8 GiB (setups 6 and 7: spec and qemu), and on 6 GiB
+  // where the memslot size is rounded up to whole blocks (setup 15: spec).
   for (auto [name, setup, consumers] :
        {std::tuple{"consumers-listeners-spec", 0, 1}, std::tuple{"consumers-vfio-spec", 0, 2},
         std::tuple{"consumers-vfio-qemu-7.2", 2, 2 | 4},
