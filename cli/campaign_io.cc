@@ -1,10 +1,7 @@
 #include "cli/campaign_io.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
-#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -72,16 +69,6 @@ std::optional<uint64_t> number_after(const std::string& line, const std::string&
   for (; i < line.size() && std::isdigit(static_cast<unsigned char>(line[i])); ++i)
     v = v * 10 + static_cast<uint64_t>(line[i] - '0');
   return v;
-}
-
-std::optional<fs::path> find_in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::istringstream in(path ? path : "");
-  for (std::string dir; std::getline(in, dir, ':');) {
-    const fs::path p = fs::path(dir.empty() ? "." : dir) / name;
-    if (access(p.c_str(), X_OK) == 0) return p;
-  }
-  return std::nullopt;
 }
 
 }  // namespace vmem::cli

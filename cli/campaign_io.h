@@ -32,7 +32,4 @@ std::vector<std::filesystem::path> files_in(const std::filesystem::path& dir);
 // The number right after `label` in `line` (e.g. "cov: " in "... cov: 3021 ft: ..."), if any.
 std::optional<uint64_t> number_after(const std::string& line, const std::string& label);
 
-// `name` as the shell would find it on PATH (executable), if anywhere.
-std::optional<std::filesystem::path> find_in_path(const std::string& name);
-
 }  // namespace vmem::cli

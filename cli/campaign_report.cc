@@ -10,6 +10,7 @@
 
 #include "cli/campaign_io.h"
 #include "cli/process_group.h"
+#include "conformance/target/child_process.h"
 
 namespace vmem::cli {
 
@@ -29,7 +30,7 @@ ordered_json coverage_report(const Campaign& c, const fs::path& corpus) {
                                 bin.string(), bin_name)}};
   }
   const auto tool = [](const char* name) -> std::string {
-    if (find_in_path(name)) return name;
+    if (conformance::resolve_binary(name).has_value()) return name;
     return std::string(name) + "-14";
   };
   const fs::path cov = c.out / "coverage";
@@ -86,7 +87,8 @@ ordered_json coverage_report(const Campaign& c, const fs::path& corpus) {
 // OUT/progress.png: coverage and execs over the run, from OUT/progress.tsv.
 ordered_json plot(const Campaign& c, unsigned points) {
   if (points < 2) return {{"made", false}, {"why", "fewer than two progress points"}};
-  if (!find_in_path("gnuplot")) return {{"made", false}, {"why", "gnuplot is not installed"}};
+  if (!conformance::resolve_binary("gnuplot").has_value())
+    return {{"made", false}, {"why", "gnuplot is not installed"}};
   const fs::path script = c.out / "progress.gp";
   const fs::path png = c.out / "progress.png";
   std::ofstream(script) << fmt::format(

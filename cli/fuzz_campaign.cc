@@ -22,6 +22,7 @@
 #include "cli/crash_signature.h"
 #include "cli/fuzz_engines.h"
 #include "cli/process_group.h"
+#include "conformance/target/child_process.h"
 #include "reference/base/result.h"
 
 namespace vmem::cli {
@@ -289,7 +290,7 @@ Result<Campaign> prepare(const FuzzOptions& o) {
   c.replay = access(c.replay.c_str(), X_OK) == 0 ? fs::absolute(c.replay) : c.engine;
   if (c.afl) {
     for (const char* tool : {"afl-fuzz", "afl-cmin", "afl-tmin"}) {
-      if (!find_in_path(tool))
+      if (!conformance::resolve_binary(tool).has_value())
         return unexpected(Error{fmt::format("{} not found (apt-get install afl++)", tool)});
     }
   }

@@ -3,18 +3,15 @@
 #include <fmt/format.h>
 
 #include <fstream>
-#include <sstream>
 
+#include "cli/campaign_io.h"
 #include "reference/trace/trace.h"
 
 namespace vmem::cli {
 
 int run_replay(const std::string& trace_file, const std::string& record_file,
                const std::string& fault) {
-  std::ifstream in(trace_file);
-  std::stringstream text;
-  text << in.rdbuf();
-  auto trace = parse_trace(text.str());
+  auto trace = parse_trace(read_text(trace_file));
   if (!trace.has_value()) {
     fmt::print(stderr, "{}: {}\n", trace_file, trace.error().message);
     return 2;

@@ -172,6 +172,19 @@ class Launcher {
 
 // --- Helpers -----------------------------------------------------------------------------------
 
+int open_pidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
+}  // namespace
+
+// --- Free functions ----------------------------------------------------------------------------
+
 Result<std::string> resolve_binary(const std::string& binary) {
   if (binary.empty()) return unexpected(Error{"no program given"});
   if (binary.find('/') != std::string::npos) {
@@ -199,19 +212,6 @@ Result<std::string> resolve_binary(const std::string& binary) {
   }
   return unexpected(Error{fmt::format("'{}' not found in PATH ({})", binary, path)});
 }
-
-int open_pidfd(pid_t pid) {
-#ifdef SYS_pidfd_open
-  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-#else
-  (void)pid;
-  return -1;
-#endif
-}
-
-}  // namespace
-
-// --- Free functions ----------------------------------------------------------------------------
 
 Result<std::string> make_private_dir(const std::string& prefix) {
   std::string base = "/tmp";

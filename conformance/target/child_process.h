@@ -93,6 +93,10 @@ Result<std::string> make_private_dir(const std::string& prefix);
 // that no child is left behind.
 bool process_alive(pid_t pid);
 
+// The program `binary` names: itself when it holds a '/', else the first regular, executable
+// file of that name on PATH (/usr/local/bin:/usr/bin:/bin when PATH is unset).
+Result<std::string> resolve_binary(const std::string& binary);
+
 // Quotes one argument for a POSIX shell when it needs it.
 std::string shell_quote(const std::string& arg);
 // The arguments shell-quoted and joined with spaces.
