@@ -35,6 +35,7 @@
 #include "fuzz/common/pick.h"
 #include "fuzz/common/trace_log.h"
 #include "fuzz/model/spec_model.h"
+#include "fuzz/model/vfio_budget.h"
 #include "reference/check/consumer_set.h"
 #include "reference/mem/machine.h"
 #include "reference/trace/trace.h"
@@ -126,6 +127,23 @@ Section pick_section(fuzz::InputBytes& in, const DeviceOptions& o) {
   return {first * o.block_size, n * o.block_size};
 }
 
+// Whether VFIO should take `s` beside the sections it has: sections of one flat view never
+// overlap (ConsumerSet::vfio_add), and QEMU's mapping budget must allow it (fuzz/model).
+bool vfio_takes(const Rig& rig, const ConsumerSet& cs, model::Profile p, const Section& s) {
+  for (const Section& other : rig.vfio_sections) {
+    if (s.offset < other.end() && other.offset < s.end()) return false;
+  }
+  const DeviceOptions& o = rig.machine->device->options();
+  const auto dma = [&](const Section& x) {
+    return model::DmaSection{o.addr + x.offset, x.size, o.block_size};
+  };
+  std::vector<model::DmaSection> registered;
+  for (const Section& x : rig.vfio_sections)
+    registered.push_back(dma(x));
+  return model::vfio_budget_admits(p, registered, dma(s), cs.vfio()->options().max_memslots,
+                                   cs.container()->dma_entry_limit());
+}
+
 // Who refuses the next populate: the tap in front of every consumer, a recording listener, or
 // the VFIO container (a DMA map fails).
 void inject_refusal(fuzz::InputBytes& in, Rig& rig, TraceLog& trace) {
@@ -148,11 +166,15 @@ void inject_refusal(fuzz::InputBytes& in, Rig& rig, TraceLog& trace) {
 
 // The consumers an input asks for: none but the tap, recording listeners, VFIO on explicit
 // sections, or VFIO on dynamic memslots (not in qemu-7.2, which has none).
-ConsumerOptions consumer_options(uint8_t sel, DeviceOptions& o) {
+ConsumerOptions consumer_options(fuzz::InputBytes& in, DeviceOptions& o) {
+  const uint8_t sel = in.take<uint8_t>();
   ConsumerOptions c;
   const unsigned mode = sel % 4;
   c.vfio = mode >= 2;
-  if (sel & 4) c.dma_entry_limit = 256;  // small enough that budgets and ENOSPC bite
+  if (sel & 4) c.dma_entry_limit = 256;  // small enough that ENOSPC bites
+  // Just above the 512 memslots the mapping budget reserves, so that sections of a few hundred
+  // blocks meet the budget's edge.
+  if (sel & 0x20) c.dma_entry_limit = 512 + in.take<uint16_t>() % 1024;
   if (mode == 3 && o.profile != Profile::Qemu72) {
     o.dynamic_memslots = true;
     constexpr uint64_t kLimits[] = {2, 4, 8, 256};
@@ -172,7 +194,7 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
   o.region_size = g.region_size;
   o.addr = 4ULL << 30;
   o.requested_size = (in.take<uint16_t>() % (g.region_size / g.block_size + 1)) * g.block_size;
-  const ConsumerOptions co = consumer_options(in.take<uint8_t>(), o);
+  const ConsumerOptions co = consumer_options(in, o);
   if (const char* f = env("VMEM_FUZZ_FAULT")) o.fault = f;
   auto made = Machine::create(o, BackingKind::Null, kNoRam);
   if (!made.has_value()) {
@@ -397,10 +419,23 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
             rig.vfio_sections.size() >= kMaxVfioSections)
           break;
         const Section s = pick_section(in, o);
+        const uint64_t maps = cs.container()->map_calls();
         const bool added = cs.vfio_add(s).has_value();
-        if (added) rig.vfio_sections.push_back(s);
+        const bool mapped = cs.container()->map_calls() != maps;
+        const bool want = vfio_takes(rig, cs, m.profile(), s);
+        // A section VFIO takes may still be refused when mapping what is populated fails
+        // (injected, or ENOSPC in qemu-7.2, which only warns about the budget); one it does not
+        // take is refused before anything is mapped. The trace expects the model's answer.
+        const bool expected = want && (added || !mapped);
         trace.line("vfio add offset={:#x} size={:#x} -> {}", s.offset, s.size,
-                   added ? "ok" : "error");
+                   expected ? "ok" : "error");
+        if (want ? !added && !mapped : added || mapped) {
+          fail(trace, "VFIO section verdict differs from the mapping-budget model",
+               fmt::format("{:#x}+{:#x}: {} ({} DMA maps), model {}", s.offset, s.size,
+                           added ? "added" : "refused", cs.container()->map_calls() - maps,
+                           want ? "takes it" : "refuses it"));
+        }
+        if (added) rig.vfio_sections.push_back(s);
         if (verbose())
           std::fprintf(stderr, "ops: vfio section %#llx+%#llx -> %s\n",
                        (unsigned long long)s.offset, (unsigned long long)s.size,

@@ -86,11 +86,15 @@ std::vector<uint8_t> request(uint16_t type, uint16_t nb) {
 class OpsInput {
  public:
   // consumers: 0 none, 1 recording listeners, 2 VFIO on sections, 3 VFIO on dynamic memslots
-  // (| limit_index << 3); | 4 for a small DMA entry limit.
-  OpsInput(uint8_t setup, uint16_t requested_blocks, uint8_t consumers = 0) {
+  // (| limit_index << 3); | 4 for a small DMA entry limit; | kEntryLimit for a DMA entry limit of
+  // 512 + `above_memslots`.
+  static constexpr uint8_t kEntryLimit = 0x20;
+  OpsInput(uint8_t setup, uint16_t requested_blocks, uint8_t consumers = 0,
+           uint16_t above_memslots = 0) {
     bytes_ = {setup};
     u16(requested_blocks);
     bytes_.push_back(consumers);
+    if (consumers & kEntryLimit) u16(above_memslots);
   }
   // A request at `block` blocks from the region start (-32..31), nb from pick_nb's choices.
   OpsInput& request(uint16_t type, int block, uint8_t nb_choice) {
@@ -327,6 +331,24 @@ std::vector<uint8_t> ops_consumers_scenario(uint8_t setup, uint8_t consumers) {
   return in.bytes();
 }
 
+// VFIO at the edge of QEMU's mapping budget: a container of 612 mappings, of which 512 - 1 are
+// kept for the other memslots, takes a section of 101 blocks (exactly the limit) and then one of
+// one block (each section stands for one of the memslots), not one of two.
+std::vector<uint8_t> ops_budget_scenario() {
+  constexpr uint8_t kSpecOnOneGiB = 3;  // profile 0 + 3 x geometry 1: 1 GiB of 2 MiB blocks
+  constexpr uint64_t kBlock200 = (4ULL << 30) + 200 * (2ULL << 20);
+  return OpsInput(kSpecOnOneGiB, 256, 2 | OpsInput::kEntryLimit, 100)
+      .request(VIRTIO_MEM_REQ_PLUG, 0, nb_of(4))
+      .vfio(0, 101)  // maps the four plugged blocks
+      .vfio(200, 2)  // refused: 613 mappings
+      .vfio(200, 1)
+      .request_at(VIRTIO_MEM_REQ_PLUG, kBlock200, 1)
+      .vfio_del(0)
+      .vfio(0, 102)  // 102 + 1 + 510 = 613 again: refused
+      .sweep()
+      .bytes();
+}
+
 // Dynamic memslots on 1 GiB blocks: on 8 GiB with 8 memslots, one block per memslot, so every
 // plug maps memslots, every unplug unmaps them, and VFIO follows; on 6 GiB with 4 memslots, the
 // region's share (1.5 GiB) is rounded up to whole blocks, 3 memslots of 2 blocks.
@@ -489,6 +511,7 @@ int main(int argc, char** argv) {
     write(ops, name,
           ops_consumers_scenario(static_cast<uint8_t>(setup), static_cast<uint8_t>(consumers)));
   }
+  write(ops, "consumers-vfio-budget-spec", ops_budget_scenario());
   write(ops, "consumers-memslots-spec", ops_memslots_scenario(6));
   write(ops, "consumers-memslots-qemu", ops_memslots_scenario(7));
   write(ops, "consumers-memslots-6GiB-spec", ops_memslots_scenario(15, kFourMemslots));

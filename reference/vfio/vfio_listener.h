@@ -77,6 +77,7 @@ class VfioMemoryListener final : public MemoryListener {
   }
   const std::vector<std::string>& warnings() const { return warnings_; }
   VfioType1Container& container() const { return container_; }
+  const Options& options() const { return options_; }
 
  private:
   VfioMemoryListener(VfioType1Container& container, DiscardManager& manager,
