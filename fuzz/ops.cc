@@ -13,7 +13,8 @@
 // Oracles after every operation: the verdict (and an ACKed STATE's state) and every
 // configuration field equal the model's; the invariant checker finds nothing over the device
 // and every consumer (incremental after each operation, full at the end), and no listener was
-// told to populate what it had or to discard what it had not.
+// told to populate what it had or to discard what it had not. And VFIO takes a section, or
+// refuses it, as the model of QEMU's mapping budget (fuzz/model/vfio_budget.h) says.
 //
 // Environment: VMEM_FUZZ_FAULT=NAME runs a named fault (ops_mutants_* binaries only);
 // VMEM_FUZZ_VERBOSE=1 prints each operation; VMEM_FUZZ_TRACE=FILE writes what the input did as
