@@ -132,7 +132,7 @@ Section pick_section(fuzz::InputBytes& in, const DeviceOptions& o) {
 // overlap (ConsumerSet::vfio_add), and QEMU's mapping budget must allow it (fuzz/model).
 bool vfio_takes(const Rig& rig, const ConsumerSet& cs, model::Profile p, const Section& s) {
   for (const Section& other : rig.vfio_sections) {
-    if (s.offset < other.end() && other.offset < s.end()) return false;
+    if (s.overlaps(other)) return false;
   }
   const DeviceOptions& o = rig.machine->device->options();
   const auto dma = [&](const Section& x) {

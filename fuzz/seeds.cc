@@ -81,6 +81,11 @@ std::vector<uint8_t> request(uint16_t type, uint16_t nb) {
 
 }  // namespace
 
+// fuzz/ops.cc's second geometry in the spec profile (setup byte: profile 0 + 3 x geometry 1),
+// which is the conformance suite's default device: 1 GiB of 2 MiB blocks at 4 GiB.
+constexpr uint8_t kSpecOnOneGiB = 3;
+constexpr uint64_t kBlock = 2ULL << 20, kRegion = 1ULL << 30, kAddr = 4ULL << 30;
+
 // fuzz/ops.cc's encoding (see its decoder): a setup byte, the requested size in blocks, the
 // consumers byte, then operations.
 class OpsInput {
@@ -225,12 +230,10 @@ constexpr uint8_t nb_of(uint8_t n) {  // 1..42 blocks
 // which is the suite's default device (1 GiB of 2 MiB blocks at 4 GiB), with nothing but the
 // discard manager behind it. Nothing for a recording on another geometry.
 std::optional<std::vector<uint8_t>> ops_from_recording(const Trace& t) {
-  constexpr uint64_t kBlock = 2ULL << 20, kRegion = 1ULL << 30, kAddr = 4ULL << 30;
   const DeviceOptions& o = t.options;
   if (o.block_size != kBlock || o.region_size != kRegion || o.addr != kAddr ||
       o.requested_size % kBlock != 0 || o.profile != Profile::Spec)
     return std::nullopt;
-  constexpr uint8_t kSpecOnOneGiB = 3;  // profile 0 + 3 x geometry 1
   OpsInput in(kSpecOnOneGiB, static_cast<uint16_t>(o.requested_size / kBlock));
   const std::map<std::string, uint16_t> types = {{"plug", VIRTIO_MEM_REQ_PLUG},
                                                  {"unplug", VIRTIO_MEM_REQ_UNPLUG},
@@ -335,8 +338,7 @@ std::vector<uint8_t> ops_consumers_scenario(uint8_t setup, uint8_t consumers) {
 // kept for the other memslots, takes a section of 101 blocks (exactly the limit) and then one of
 // one block (each section stands for one of the memslots), not one of two.
 std::vector<uint8_t> ops_budget_scenario() {
-  constexpr uint8_t kSpecOnOneGiB = 3;  // profile 0 + 3 x geometry 1: 1 GiB of 2 MiB blocks
-  constexpr uint64_t kBlock200 = (4ULL << 30) + 200 * (2ULL << 20);
+  constexpr uint64_t kBlock200 = kAddr + 200 * kBlock;
   return OpsInput(kSpecOnOneGiB, 256, 2 | OpsInput::kEntryLimit, 100)
       .request(VIRTIO_MEM_REQ_PLUG, 0, nb_of(4))
       .vfio(0, 101)  // maps the four plugged blocks

@@ -106,7 +106,7 @@ Status ConsumerSet::vfio_add(const Section& s) {
   // The memory API hands VFIO the sections of a flat view, which never overlap; VFIO's own
   // clean-up after a refused section relies on that (it unmaps the section's whole IOVA range).
   for (const Section& other : vfio_sections_) {
-    if (s.offset < other.end() && other.offset < s.end())
+    if (s.overlaps(other))
       return unexpected(Error{"VFIO sections of one flat view do not overlap"});
   }
   VMEM_TRY(vfio_->region_add(s));

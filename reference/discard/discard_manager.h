@@ -32,6 +32,7 @@ struct Section {
   uint64_t size = 0;
   uint64_t end() const { return offset + size; }
   bool empty() const { return size == 0; }
+  bool overlaps(const Section& o) const { return offset < o.end() && o.offset < end(); }
   friend bool operator==(const Section&, const Section&) = default;
 };
 
