@@ -14,7 +14,8 @@
 // configuration field equal the model's; the invariant checker finds nothing over the device
 // and every consumer (incremental after each operation, full at the end), and no listener was
 // told to populate what it had or to discard what it had not. And VFIO takes a section, or
-// refuses it, as the model of QEMU's mapping budget (fuzz/model/vfio_budget.h) says.
+// refuses it, as the model of QEMU's mapping budget (fuzz/model/vfio_budget.h) says: an explicit
+// section, or a memslot a plug maps with dynamic memslots (which refuses the plug).
 //
 // Environment: VMEM_FUZZ_FAULT=NAME runs a named fault (ops_mutants_* binaries only);
 // VMEM_FUZZ_VERBOSE=1 prints each operation; VMEM_FUZZ_TRACE=FILE writes what the input did as
@@ -28,6 +29,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -128,21 +130,57 @@ Section pick_section(fuzz::InputBytes& in, const DeviceOptions& o) {
   return {first * o.block_size, n * o.block_size};
 }
 
+// What QEMU's mapping budget (fuzz/model) sees of a section of the region.
+model::DmaSection dma_section(const DeviceOptions& o, const Section& s) {
+  return model::DmaSection{o.addr + s.offset, s.size, o.block_size};
+}
+
+bool budget_admits(const ConsumerSet& cs, model::Profile p,
+                   const std::vector<model::DmaSection>& registered, const model::DmaSection& s) {
+  return model::vfio_budget_admits(p, registered, s, cs.vfio()->options().max_memslots,
+                                   cs.container()->dma_entry_limit());
+}
+
 // Whether VFIO should take `s` beside the sections it has: sections of one flat view never
-// overlap (ConsumerSet::vfio_add), and QEMU's mapping budget must allow it (fuzz/model).
+// overlap (ConsumerSet::vfio_add), and QEMU's mapping budget must allow it.
 bool vfio_takes(const Rig& rig, const ConsumerSet& cs, model::Profile p, const Section& s) {
   for (const Section& other : rig.vfio_sections) {
     if (s.overlaps(other)) return false;
   }
   const DeviceOptions& o = rig.machine->device->options();
-  const auto dma = [&](const Section& x) {
-    return model::DmaSection{o.addr + x.offset, x.size, o.block_size};
-  };
   std::vector<model::DmaSection> registered;
   for (const Section& x : rig.vfio_sections)
-    registered.push_back(dma(x));
-  return model::vfio_budget_admits(p, registered, dma(s), cs.vfio()->options().max_memslots,
-                                   cs.container()->dma_entry_limit());
+    registered.push_back(dma_section(o, x));
+  return budget_admits(cs, p, registered, dma_section(o, s));
+}
+
+// With VFIO on dynamic memslots, a plug the spec ACKs first maps the memslots it reaches that are
+// not mapped yet, one after the other, and VFIO takes each as a section only if the mapping
+// budget allows it beside the memslots it has: one refusal refuses the plug. Whether the budget
+// refuses this plug; nullopt when VFIO is not on dynamic memslots or the plug maps nothing. The
+// memslots' geometry is the reference's (the invariant checker judges it).
+std::optional<bool> memslot_budget_refuses(const Rig& rig, const ConsumerSet& cs,
+                                           const model::SpecModel& m, const WireRequest& r) {
+  const MemslotMap* slots = cs.memslots();
+  if (slots == nullptr || cs.vfio() == nullptr || r.type != VIRTIO_MEM_REQ_PLUG) return {};
+  model::SpecModel probe = m;
+  if (probe.request(r.type, r.addr, r.nb_blocks).type != VIRTIO_MEM_RESP_ACK) return {};
+  const DeviceOptions& o = rig.machine->device->options();
+  std::vector<model::DmaSection> registered;
+  for (uint64_t i = 0; i < slots->count(); ++i) {
+    if (slots->active(i)) registered.push_back(dma_section(o, slots->section_of(i)));
+  }
+  // An ACKed plug lies within the region, so neither sum wraps.
+  const uint64_t offset = r.addr - o.addr;
+  const uint64_t end = offset + uint64_t{r.nb_blocks} * o.block_size;
+  for (uint64_t i = offset / slots->memslot_size();
+       i < slots->count() && i * slots->memslot_size() < end; ++i) {
+    if (slots->active(i)) continue;
+    const model::DmaSection s = dma_section(o, slots->section_of(i));
+    if (!budget_admits(cs, m.profile(), registered, s)) return true;
+    registered.push_back(s);
+  }
+  return false;
 }
 
 // Who refuses the next populate: the tap in front of every consumer, a recording listener, or
@@ -256,6 +294,8 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
         r.addr = fuzz::pick_addr(in, c);
         r.nb_blocks = fuzz::pick_nb(in);
         const uint64_t refusals = cs.populate_refusals();
+        const std::optional<bool> budget_refuses = memslot_budget_refuses(rig, cs, m, r);
+        const bool armed = cs.refusal_armed();
         // Each listener's populates, discards and refusals, to see a roll-back.
         std::vector<std::array<uint64_t, 3>> before;
         if (verbose()) {
@@ -264,10 +304,20 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
         }
         const Response got = rig.device().process(r);
         // The model is told whether the host refused: which consumer refuses which populate is
-        // the host's business; what the device makes of it is the spec's.
+        // the host's business; what the device makes of it is the spec's. Only the mapping
+        // budget of VFIO on dynamic memslots is judged: it must refuse, and unless a refusal
+        // was injected, it alone may.
         const bool refused = cs.populate_refusals() != refusals;
-        const model::Answer want = m.request(r.type, r.addr, r.nb_blocks, refused);
+        const bool expect_refused =
+            budget_refuses ? *budget_refuses || (armed && refused) : refused;
+        const model::Answer want = m.request(r.type, r.addr, r.nb_blocks, expect_refused);
         trace.request(r.type, r.addr, r.nb_blocks, want.type, want.state);
+        if (refused != expect_refused) {
+          fail(trace, "a plug's refusal differs from the mapping budget's",
+               fmt::format("PLUG {:#x}+{}: the budget {} its memslots, the device {} it", r.addr,
+                           r.nb_blocks, expect_refused ? "refuses" : "takes",
+                           refused ? "refused" : "took"));
+        }
         if (verbose()) {
           // A refusal rolls back every listener populated before the refuser.
           unsigned rolled_back = 0;

@@ -354,6 +354,7 @@ std::vector<uint8_t> ops_budget_scenario() {
 // Dynamic memslots on 1 GiB blocks: on 8 GiB with 8 memslots, one block per memslot, so every
 // plug maps memslots, every unplug unmaps them, and VFIO follows; on 6 GiB with 4 memslots, the
 // region's share (1.5 GiB) is rounded up to whole blocks, 3 memslots of 2 blocks.
+constexpr uint8_t kSixGiBSpec = 15;  // profile spec, 6 GiB of 1 GiB blocks
 constexpr uint8_t kFourMemslots = 3 | 1 << 3;
 constexpr uint8_t kEightMemslots = 3 | 2 << 3;
 std::vector<uint8_t> ops_memslots_scenario(uint8_t setup, uint8_t consumers = kEightMemslots) {
@@ -370,6 +371,21 @@ std::vector<uint8_t> ops_memslots_scenario(uint8_t setup, uint8_t consumers = kE
       .reset(0)  // everything unplugged and unmapped
       .request(VIRTIO_MEM_REQ_PLUG, 5, kOne)
       .request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, kOne)
+      .bytes();
+}
+
+// The mapping budget with VFIO on dynamic memslots: on 6 GiB of 1 GiB blocks, 3 memslots of 2
+// blocks, and a DMA limit of 514. The k-th memslot mapped needs 2k mappings plus 512 - k for the
+// memslots KVM may still add, so the second one is the budget's edge and the third is refused,
+// which refuses the plug that would map it.
+std::vector<uint8_t> ops_memslot_budget_scenario() {
+  return OpsInput(kSixGiBSpec, 6, kFourMemslots | OpsInput::kEntryLimit, 2)
+      .request(VIRTIO_MEM_REQ_PLUG, 0, kOne)    // memslot 0: 513 mappings
+      .request(VIRTIO_MEM_REQ_PLUG, 2, kOne)    // memslot 1: 514, the limit itself
+      .request(VIRTIO_MEM_REQ_PLUG, 4, kOne)    // memslot 2: 515, refused
+      .request(VIRTIO_MEM_REQ_UNPLUG, 0, kOne)  // memslot 0 unmapped
+      .request(VIRTIO_MEM_REQ_PLUG, 4, kOne)    // memslot 2 beside memslot 1: 514
+      .sweep()
       .bytes();
 }
 
@@ -516,7 +532,8 @@ int main(int argc, char** argv) {
   write(ops, "consumers-vfio-budget-spec", ops_budget_scenario());
   write(ops, "consumers-memslots-spec", ops_memslots_scenario(6));
   write(ops, "consumers-memslots-qemu", ops_memslots_scenario(7));
-  write(ops, "consumers-memslots-6GiB-spec", ops_memslots_scenario(15, kFourMemslots));
+  write(ops, "consumers-memslots-6GiB-spec", ops_memslots_scenario(kSixGiBSpec, kFourMemslots));
+  write(ops, "consumers-memslots-budget-spec", ops_memslot_budget_scenario());
   // And each conformance check's request sequence, recorded against the reference, so the
   // fuzzer also starts where the suite's checks go (boundaries, busy windows, resets).
   {

@@ -162,6 +162,12 @@ std::vector<Violation> ConsumerSet::check_incremental() {
   return out;
 }
 
+bool ConsumerSet::refusal_armed() const {
+  return refuse_next_ || (container_ && container_->map_failure_armed()) ||
+         std::any_of(listeners_.begin(), listeners_.end(),
+                     [](const auto& l) { return l->refusal_armed(); });
+}
+
 Status ConsumerSet::populate(uint64_t offset, uint64_t size) {
   if (std::exchange(refuse_next_, false)) {
     ++refusals_;

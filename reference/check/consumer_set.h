@@ -58,6 +58,8 @@ class ConsumerSet final : private DiscardHooks {
   Status fail_nth_map(uint64_t n);
   // The tap refuses the next populate before any consumer sees it.
   void refuse_next_populate() { refuse_next_ = true; }
+  // Whether a refusal injected by one of the three above has yet to happen.
+  bool refusal_armed() const;
 
   // The same consumers (options, listeners and VFIO sections, nothing populated) on `dest`.
   Result<std::unique_ptr<ConsumerSet>> replicate(VirtioMemDevice& dest) const;

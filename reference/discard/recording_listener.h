@@ -49,6 +49,7 @@ class RecordingListener final : public RamDiscardListener {
 
   // The n-th populate from now (0 = the next) is refused; the others succeed.
   void refuse_after(uint64_t n) { refuse_after_ = n; }
+  bool refusal_armed() const { return refuse_after_.has_value(); }
 
   const std::string& name() const { return name_; }
   const BlockBitmap& view() const { return view_; }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "reference/check/consumer_set.h"
 #include "reference/check/invariants.h"
 #include "reference/discard/discard_manager.h"
 #include "reference/discard/recording_listener.h"
@@ -445,6 +446,42 @@ TEST(MemslotTest, KvmMemslotLimitIsReadWhenKvmIsThere) {
   if (access("/dev/kvm", R_OK | W_OK) == 0) {
     EXPECT_GE(n, 509u) << "any current KVM offers 509 or more";
   }
+}
+
+// --- The consumer set (the host side of the trace replayer and the `ops` fuzzer) -------------
+
+// Each of the three injected refusals stays armed until the populate it names refuses; the
+// `ops` fuzzer holds a plug to the mapping budget's verdict only when none is armed.
+TEST(ConsumerSetTest, AnInjectedRefusalIsArmedUntilItRefuses) {
+  Testbed t = make_testbed(small_options());
+  ConsumerOptions o;
+  o.vfio = true;
+  auto attached = ConsumerSet::attach(t.dev(), o);
+  ASSERT_TRUE(attached.has_value()) << attached.error().message;
+  ConsumerSet& cs = **attached;
+  ASSERT_TRUE(cs.add_listener("l0", blocks(0, 8)).has_value());
+  ASSERT_TRUE(cs.vfio_add(blocks(0, 8)).has_value());
+  EXPECT_FALSE(cs.refusal_armed());
+
+  cs.refuse_next_populate();
+  EXPECT_TRUE(cs.refusal_armed());
+  EXPECT_NE(t.plug(t.block(0), 1), RespType::Ack);
+  EXPECT_FALSE(cs.refusal_armed());
+
+  ASSERT_TRUE(cs.refuse_populate("l0", 1).has_value());  // the second populate from now
+  EXPECT_EQ(t.plug(t.block(0), 1), RespType::Ack);
+  EXPECT_TRUE(cs.refusal_armed());
+  EXPECT_NE(t.plug(t.block(1), 1), RespType::Ack);
+  EXPECT_FALSE(cs.refusal_armed());
+
+  ASSERT_TRUE(cs.fail_nth_map(2).has_value());  // one block is one DMA map
+  EXPECT_EQ(t.plug(t.block(2), 1), RespType::Ack);
+  EXPECT_TRUE(cs.refusal_armed());
+  EXPECT_NE(t.plug(t.block(3), 1), RespType::Ack);
+  EXPECT_FALSE(cs.refusal_armed());
+
+  EXPECT_EQ(cs.populate_refusals(), 3u);
+  EXPECT_TRUE(cs.check_full().empty());
 }
 
 }  // namespace

@@ -50,6 +50,7 @@ class VfioType1Container {
 
   // Fault injection: the n-th map_dma from now (1 = the next) fails with VfioError::Injected.
   void fail_nth_map(uint64_t n) { fail_at_ = maps_ + n; }
+  bool map_failure_armed() const { return fail_at_.has_value(); }
 
   const std::map<uint64_t, DmaMapping>& mappings() const { return mappings_; }
   uint64_t pinned_bytes() const { return pinned_; }
