@@ -157,8 +157,9 @@ bool vfio_takes(const Rig& rig, const ConsumerSet& cs, model::Profile p, const S
 // With VFIO on dynamic memslots, a plug the spec ACKs first maps the memslots it reaches that are
 // not mapped yet, one after the other, and VFIO takes each as a section only if the mapping
 // budget allows it beside the memslots it has: one refusal refuses the plug. Whether the budget
-// refuses this plug; nullopt when VFIO is not on dynamic memslots or the plug maps nothing. The
-// memslots' geometry is the reference's (the invariant checker judges it).
+// refuses this plug (false when it maps no memslot); nullopt when VFIO is not on dynamic
+// memslots or the spec does not ACK the plug, which then populates nothing. The memslots'
+// geometry is the reference's (the invariant checker judges it).
 std::optional<bool> memslot_budget_refuses(const Rig& rig, const ConsumerSet& cs,
                                            const model::SpecModel& m, const WireRequest& r) {
   const MemslotMap* slots = cs.memslots();

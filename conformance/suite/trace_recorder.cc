@@ -12,11 +12,6 @@ namespace vmem::conformance {
 
 namespace {
 
-// The trace spells a request type as request_type_name() does, and an unknown one by number.
-std::string request_word(uint16_t type) {
-  return type <= VIRTIO_MEM_REQ_STATE ? request_type_name(type) : std::to_string(type);
-}
-
 uint64_t packed(const std::array<uint16_t, 3>& words) {
   return uint64_t{words[0]} | uint64_t{words[1]} << 16 | uint64_t{words[2]} << 32;
 }
@@ -40,8 +35,7 @@ void TraceRecorder::device(const WireConfig& c) {
 
 void TraceRecorder::request(const WireRequest& r, const ChainShape& shape, const Exchange& x) {
   if (!initialized_) init();
-  std::string l =
-      fmt::format("request {} addr={:#x} nb={}", request_word(r.type), r.addr, r.nb_blocks);
+  std::string l = format_request(r.type, r.addr, r.nb_blocks);
   if (const uint64_t p = packed(r.padding); p != 0) l += fmt::format(" pad={:#x}", p);
   if (const uint64_t p = packed(r.payload_padding); p != 0) l += fmt::format(" ppad={:#x}", p);
   const ChainShape plain{{24}, {10}, false};
@@ -54,13 +48,7 @@ void TraceRecorder::request(const WireRequest& r, const ChainShape& shape, const
   if (x.kind != Exchange::Kind::Used || !x.response || x.used_id != x.head) {
     l += " no_response";
   } else {
-    const auto type = static_cast<RespType>(x.response->type);
-    l += x.response->type <= VIRTIO_MEM_RESP_ERROR ? " " + trace_word(to_string(type))
-                                                   : fmt::format(" {}", x.response->type);
-    if (r.type == VIRTIO_MEM_REQ_STATE && type == RespType::Ack &&
-        x.response->state <= VIRTIO_MEM_STATE_MIXED) {
-      l += " state=" + trace_word(to_string(static_cast<BlockState>(x.response->state)));
-    }
+    l += " " + format_answer(r.type, x.response->type, x.response->state);
   }
   line(l);
 }

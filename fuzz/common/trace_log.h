@@ -29,10 +29,7 @@ class TraceLog {
   // which matters to `ops` and its thousands of requests a second.
   void request(uint16_t type, uint64_t addr, uint16_t nb_blocks, uint16_t resp, uint16_t state) {
     if (!on()) return;
-    const bool with_state = type == VIRTIO_MEM_REQ_STATE && resp == VIRTIO_MEM_RESP_ACK;
-    line("request {} addr={:#x} nb={} -> {}{}", request_type_name(type), addr, nb_blocks,
-         trace_word(to_string(static_cast<RespType>(resp))),
-         with_state ? " state=" + trace_word(to_string(static_cast<BlockState>(state))) : "");
+    line("{} -> {}", format_request(type, addr, nb_blocks), format_answer(type, resp, state));
   }
   void write() const {
     if (!on()) return;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "reference/mem/wire.h"
+
 namespace vmem {
 namespace {
 
@@ -36,6 +38,20 @@ TEST(TraceTest, ScenarioReplaysWithEveryObservationChecked) {
   EXPECT_FALSE(r.mismatch) << "line " << r.mismatch->line << ": expected " << r.mismatch->expected
                            << ", observed " << r.mismatch->observed;
   EXPECT_EQ(r.steps, 15);
+}
+
+// The one spelling of a request and its answer, which every trace writer uses and the replayer
+// reads back.
+TEST(TraceTest, RequestsAndAnswersAreSpelledOnce) {
+  EXPECT_EQ(format_request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0), "request unplug_all addr=0x0 nb=0");
+  EXPECT_EQ(format_request(9, 0x100000000, 65535), "request 9 addr=0x100000000 nb=65535");
+  EXPECT_EQ(format_answer(VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_RESP_NACK, 0), "nack");
+  EXPECT_EQ(format_answer(VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_RESP_ACK, VIRTIO_MEM_STATE_MIXED),
+            "ack state=mixed");
+  EXPECT_EQ(format_answer(VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_RESP_ACK, 7), "ack");
+  EXPECT_EQ(format_answer(VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_RESP_BUSY, VIRTIO_MEM_STATE_PLUGGED),
+            "busy");
+  EXPECT_EQ(format_answer(VIRTIO_MEM_REQ_PLUG, 4, 0), "4");
 }
 
 TEST(TraceTest, WrongObservationIsReportedWithItsLine) {

@@ -42,6 +42,22 @@ std::string trace_word(std::string_view s) {
   return out;
 }
 
+std::string format_request(uint16_t type, uint64_t addr, uint16_t nb_blocks) {
+  const std::string name =
+      type <= VIRTIO_MEM_REQ_STATE ? request_type_name(type) : std::to_string(type);
+  return fmt::format("request {} addr={:#x} nb={}", name, addr, nb_blocks);
+}
+
+std::string format_answer(uint16_t request_type, uint16_t resp, uint16_t state) {
+  if (resp > VIRTIO_MEM_RESP_ERROR) return std::to_string(resp);
+  std::string out = trace_word(to_string(static_cast<RespType>(resp)));
+  if (request_type == VIRTIO_MEM_REQ_STATE && resp == VIRTIO_MEM_RESP_ACK &&
+      state <= VIRTIO_MEM_STATE_MIXED) {
+    out += " state=" + trace_word(to_string(static_cast<BlockState>(state)));
+  }
+  return out;
+}
+
 std::optional<uint64_t> parse_trace_number(std::string_view s) {
   if (s.empty()) return std::nullopt;
   int base = 10;

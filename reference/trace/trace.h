@@ -47,6 +47,14 @@ struct Trace {
 // A response code or block state as a trace spells it: lower case ("ACK" -> "ack").
 std::string trace_word(std::string_view s);
 
+// A guest request as a trace writes it, up to its options: "request plug addr=0x... nb=N"; a
+// type beyond STATE by number. Every writer of traces (the fuzz targets, the suite's recorder)
+// spells requests and answers with these two.
+std::string format_request(uint16_t type, uint64_t addr, uint16_t nb_blocks);
+// The answer after "->": the response code ("ack"; a code beyond ERROR by number), and for an
+// ACKed STATE the block state ("ack state=plugged"; a state beyond MIXED is left out).
+std::string format_answer(uint16_t request_type, uint16_t resp, uint16_t state);
+
 // A number as traces write it: decimal, or hexadecimal with a 0x prefix.
 std::optional<uint64_t> parse_trace_number(std::string_view s);
 
