@@ -296,7 +296,7 @@ void run_input(fuzz::InputBytes& in, TraceLog& trace) {
         r.nb_blocks = fuzz::pick_nb(in);
         const uint64_t refusals = cs.populate_refusals();
         const std::optional<bool> budget_refuses = memslot_budget_refuses(rig, cs, m, r);
-        const bool armed = cs.refusal_armed();
+        const bool armed = budget_refuses && cs.refusal_armed();
         // Each listener's populates, discards and refusals, to see a roll-back.
         std::vector<std::array<uint64_t, 3>> before;
         if (verbose()) {

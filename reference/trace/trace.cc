@@ -411,11 +411,9 @@ Result<std::vector<std::string>> Session::request(const TraceOp& op) {
     if (machine_->device->broken()) obs.push_back("needs_reset");
     return obs;
   }
-  std::vector<std::string> obs;
-  obs.push_back(trace_word(to_string(res->response.type)));
-  if (r.type == VIRTIO_MEM_REQ_STATE && res->response.type == RespType::Ack) {
-    obs.push_back("state=" + trace_word(to_string(res->response.state)));
-  }
+  std::vector<std::string> obs =
+      split_words(format_answer(r.type, static_cast<uint16_t>(res->response.type),
+                                static_cast<uint16_t>(res->response.state)));
   obs.push_back(fmt::format("used_len={}", res->used_len));
   return obs;
 }

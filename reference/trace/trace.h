@@ -49,7 +49,7 @@ std::string trace_word(std::string_view s);
 
 // A guest request as a trace writes it, up to its options: "request plug addr=0x... nb=N"; a
 // type beyond STATE by number. Every writer of traces (the fuzz targets, the suite's recorder)
-// spells requests and answers with these two.
+// spells requests and answers with these two, and the replayer its observations.
 std::string format_request(uint16_t type, uint64_t addr, uint16_t nb_blocks);
 // The answer after "->": the response code ("ack"; a code beyond ERROR by number), and for an
 // ACKed STATE the block state ("ack state=plugged"; a state beyond MIXED is left out).
